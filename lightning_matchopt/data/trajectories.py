@@ -1,0 +1,52 @@
+"""Percentile bins and monotone trajectories (pure functions of tensors).
+
+MATCH-OPT sorts the offline data by score, cuts it into ``n_bins`` equal-count percentile bins and,
+each epoch, draws one point from every bin per trajectory: ``N // n_bins`` trajectories of length
+``n_bins`` whose scores never decrease.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lightning_matchopt.errors import ConfigError, DataError
+
+
+def percentile_bins(y: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut rows sorted by ``y`` into ``n_bins`` contiguous bins whose sizes differ by at most one.
+
+    Returns:
+        members: ``(n_bins, max_size)`` row indices, bin ``b`` holding the ``b``-th lowest scores;
+            padded with -1 where a bin is one row short.
+        sizes: ``(n_bins,)`` number of rows in each bin.
+    """
+    if n_bins < 2:
+        raise ConfigError(f"n_bins must be >= 2, got {n_bins}")
+    if len(y) < n_bins:
+        raise DataError(f"the offline set has {len(y)} rows, fewer than n_bins={n_bins}; lower --data.n_bins")
+    order = torch.argsort(y, stable=True)
+    chunks = torch.tensor_split(order, n_bins)
+    sizes = torch.tensor([len(c) for c in chunks])
+    members = torch.full((n_bins, int(sizes.max())), -1, dtype=torch.long)
+    for b, chunk in enumerate(chunks):
+        members[b, : len(chunk)] = chunk
+    return members, sizes
+
+
+def sample_trajectories(members: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One epoch of trajectories: ``(min(sizes), n_bins)`` row indices, column ``b`` from bin ``b``.
+
+    Each bin is permuted independently and its first ``min(sizes)`` rows are used, so within an
+    epoch every row of a bin appears at most once (exactly once in the smallest bins).
+    """
+    keys = torch.rand(members.shape, generator=generator)
+    keys[members < 0] = float("inf")  # padding sorts last and is never drawn
+    picks = keys.argsort(dim=1)[:, : int(sizes.min())]
+    return members.gather(1, picks).T.contiguous()
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator determined by ``(seed, epoch)`` alone: same draws on every rank and after resume."""
+    state = np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)

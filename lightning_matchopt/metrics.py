@@ -1,0 +1,47 @@
+"""torchmetrics for search results: gathered across ranks, summarized as percentile scores."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+
+def percentile_scores(normalized: torch.Tensor) -> dict[str, float]:
+    """Design-Bench's summary of candidate scores; designs the oracle could not score (NaN) are left out."""
+    finite = normalized[torch.isfinite(normalized)].double()
+    if finite.numel() == 0:
+        nan = float("nan")
+        return {"score_100th": nan, "score_50th": nan, "score_mean": nan, "score_std": nan}
+    return {
+        "score_100th": float(finite.max()),
+        "score_50th": float(torch.quantile(finite, 0.5)),
+        "score_mean": float(finite.mean()),
+        "score_std": float(finite.std(unbiased=False)),
+    }
+
+
+class SearchResults(Metric):
+    """Collects each rank's searched designs, their oracle scores and the surrogate's predictions.
+
+    ``compute()`` is a collective under DDP: every rank must call it. It returns the gathered
+    tensors in rank order (the order of the designs before they were split).
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("features", "scores", "normalized", "predictions"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(
+        self, features: torch.Tensor, scores: torch.Tensor, normalized: torch.Tensor, predictions: torch.Tensor
+    ) -> None:
+        self.features.append(features)
+        self.scores.append(scores)
+        self.normalized.append(normalized)
+        self.predictions.append(predictions)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {name: dim_zero_cat(getattr(self, name)) for name in ("features", "scores", "normalized", "predictions")}

@@ -1,0 +1,44 @@
+"""Every shipped config parses and instantiates, so configs cannot rot."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from lightning_matchopt.cli import MatchOptCLI
+from lightning_matchopt.data import MatchOptDataModule
+from lightning_matchopt.models import MatchOptModule
+
+TASK_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+TRAINER_PRESETS = sorted((REPO / "configs" / "trainer").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", TASK_CONFIGS, ids=lambda p: p.name)
+def test_task_config_instantiates(config: Path, data_root, tmp_path):
+    cli = MatchOptCLI(
+        MatchOptModule, MatchOptDataModule,
+        args=["--config", str(config), f"--data.data_root={data_root}", f"--trainer.default_root_dir={tmp_path}"],
+        run=False,
+    )
+    assert cli.model.hparams.input_dim == cli.datamodule.input_dim
+    assert isinstance(cli.config["seed_everything"], int)
+
+
+@pytest.mark.parametrize("preset", TRAINER_PRESETS, ids=lambda p: p.name)
+def test_trainer_preset_parses(preset: Path, tmp_path):
+    cli = MatchOptCLI(
+        MatchOptModule, MatchOptDataModule,
+        args=["--config", str(REPO / "configs" / "shekel.yaml"), "--config", str(preset),
+              "--trainer.accelerator=cpu", f"--trainer.default_root_dir={tmp_path}"],
+        run=False,
+    )
+    assert cli.trainer is not None
+
+
+def test_tfbind8_config_has_the_paper_settings():
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs" / "tfbind8.yaml").read_text())
+    assert config["trainer"]["max_epochs"] == 200 and config["data"]["n_bins"] == 128
+    assert config["model"]["integration_steps"] == 5 and config["model"]["regression_weight"] == 1.0
+    assert config["model"]["lr"] == 1e-4 and config["search"]["steps"] == 150 and config["search"]["n_designs"] == 128

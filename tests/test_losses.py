@@ -1,0 +1,79 @@
+import pytest
+import torch
+from torch.autograd import functional as autof
+
+from lightning_matchopt.errors import ConfigError
+from lightning_matchopt.models import MLPSurrogate, endpoint_matching_loss, gradient_matching_loss, regression_loss
+from lightning_matchopt.models.losses import quadrature_nodes
+
+
+def naive_gradient_matching(net, x_u, x_v, y_u, y_v, kappa):
+    """The official code's computation: a full per-sample Jacobian at each of kappa points."""
+    source = 0.0
+    for i in range(kappa):
+        t = i / kappa
+        jac = autof.jacobian(lambda inp: net(inp).flatten(), x_u * (1 - t) + x_v * t, create_graph=True, vectorize=True)
+        source = source + torch.einsum("aab->ab", jac) / kappa
+    predicted = (source * (x_v - x_u)).sum(1)
+    return ((y_v - y_u - predicted) ** 2).mean()
+
+
+def random_case(d, n, seed, hidden=(512, 128, 32)):
+    torch.manual_seed(seed)
+    net = MLPSurrogate(d, hidden).double()
+    x, y = torch.randn(n, d, dtype=torch.float64), torch.randn(n, dtype=torch.float64)
+    return net, (x[:-1], x[1:], y[:-1], y[1:])
+
+
+def grads(loss, net):
+    return torch.autograd.grad(loss, list(net.parameters()), allow_unused=True, materialize_grads=True)
+
+
+@pytest.mark.parametrize("d,kappa,seed", [(24, 5, 0), (7, 1, 1), (60, 3, 2), (5, 8, 3)])
+def test_gradient_matching_equals_naive_jacobian(d, kappa, seed):
+    net, pairs = random_case(d, 17, seed)
+    reference = naive_gradient_matching(net, *pairs, kappa)
+    fast = gradient_matching_loss(net, *pairs, integration_steps=kappa)  # MLPSurrogate.line_derivatives
+    generic = gradient_matching_loss(lambda z: net(z).unsqueeze(-1), *pairs, integration_steps=kappa)  # torch.func.jvp
+    assert torch.allclose(fast, reference, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(generic, reference, rtol=1e-5, atol=1e-7)
+    reference_grads = grads(reference, net)
+    for loss in (fast, generic):
+        for g, r in zip(grads(loss, net), reference_grads):
+            assert torch.allclose(g, r, rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_matching_definition_on_linear_function():
+    # g(x) = w.x has gradient w everywhere: predicted difference = w.(v - u), for any kappa and rule.
+    w = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    x_u, x_v = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    y_u, y_v = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    expected = ((1.0 - (x_v - x_u) @ w) ** 2).mean()
+    for rule in ("left", "midpoint", "trapezoid"):
+        loss = gradient_matching_loss(lambda z: z @ w, x_u, x_v, y_u, y_v, integration_steps=3, rule=rule)
+        assert torch.allclose(loss, expected)
+    assert torch.allclose(endpoint_matching_loss(lambda z: z @ w, x_u, x_v, y_u, y_v), expected)
+
+
+def test_quadratures_converge_to_the_exact_line_integral():
+    net, pairs = random_case(6, 17, 4, hidden=(16, 8))
+    exact = endpoint_matching_loss(net, *pairs)
+    for rule in ("left", "midpoint", "trapezoid"):
+        assert torch.allclose(gradient_matching_loss(net, *pairs, integration_steps=2000, rule=rule), exact, rtol=1e-3)
+    t, w = quadrature_nodes(5, "left")
+    assert torch.allclose(t, torch.tensor([0, 0.2, 0.4, 0.6, 0.8], dtype=torch.float64)) and torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_sum_reduction_and_regression_definition():
+    net, (x_u, x_v, y_u, y_v) = random_case(4, 9, 5, hidden=(8,))
+    mean = gradient_matching_loss(net, x_u, x_v, y_u, y_v)
+    assert torch.allclose(gradient_matching_loss(net, x_u, x_v, y_u, y_v, reduction="sum"), mean * len(x_u))
+    assert torch.allclose(regression_loss(net, x_u, y_u), ((net(x_u) - y_u) ** 2).mean())
+
+
+def test_bad_arguments_are_named():
+    net, pairs = random_case(4, 5, 6, hidden=(8,))
+    with pytest.raises(ConfigError, match="integration_steps must be >= 1"):
+        gradient_matching_loss(net, *pairs, integration_steps=0)
+    with pytest.raises(ConfigError, match="unknown quadrature 'simpson'"):
+        gradient_matching_loss(net, *pairs, rule="simpson")
