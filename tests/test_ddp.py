@@ -1,11 +1,15 @@
 """Two-process DDP on CPU (gloo) through the real CLI, compared with one process."""
 
 import json
+import os
 
+import lightning as L
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY_CONFIG
+from lightning_matchopt import DesignSearch, MatchOptDataModule, MatchOptModule
+from lightning_matchopt.tasks import Shekel
 from test_cli import EXPECTED_TAGS, log_dir, run_cli
 
 
@@ -37,3 +41,34 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     (l1, l2) = ([e.value for e in acc.Scalars("train/loss")] for acc in losses)
     assert np.allclose(l1, l2, rtol=1e-4)  # the synced loss is the whole-batch loss
     assert len(list(ddp.parent.glob("version_*"))) == 1  # files written once, by rank zero
+
+
+class CountingShekel(Shekel):
+    """Shekel whose oracle appends '<pid> <number of designs>' to a file for every call."""
+
+    def __init__(self, calls_file):
+        super().__init__(n_samples=400)
+        self.calls_file = calls_file
+
+    def oracle(self, designs):
+        with open(self.calls_file, "a") as f:
+            f.write(f"{os.getpid()} {len(designs)}\n")
+        return super().oracle(designs)
+
+
+def test_ddp_spawn_calls_the_oracle_once_per_design(tmp_path):
+    calls = tmp_path / "oracle_calls.txt"
+    datamodule = MatchOptDataModule(task="shekel", n_bins=16, trajectories_per_batch=2, seed=0)
+    datamodule.task = CountingShekel(str(calls))
+    model = MatchOptModule(datamodule.input_dim, hidden_dims=(16,))
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=2, default_root_dir=tmp_path,
+        callbacks=[DesignSearch(n_designs=15, steps=5, every_n_epochs=1)],
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    rows = [line.split() for line in calls.read_text().splitlines()]
+    assert len({pid for pid, _ in rows}) == 2  # both ranks asked the oracle ...
+    assert sum(int(n) for _, n in rows) == 2 * 15  # ... each design once per search (two searches)
+    results = json.loads(next(tmp_path.glob("lightning_logs/version_*/results.json")).read_text())
+    assert results["n_designs"] == 15 and results["epoch"] == 2

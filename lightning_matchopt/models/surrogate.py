@@ -43,14 +43,16 @@ class MLPSurrogate(nn.Module):
         tangent = F.linear(delta, first.weight)  # (P, h): the same for every node t before the slopes
         with torch.no_grad():
             pre = F.linear(x_u, first.weight, first.bias).unsqueeze(0) + t[:, None, None] * tangent.detach()
-        tangent = self._through_activation(tangent.unsqueeze(0).expand_as(pre), pre)  # (K, P, h)
+            hidden = F.leaky_relu_(pre, self.negative_slope)  # same sign as pre: it gives the slopes
+        tangent = self._through_activation(tangent.unsqueeze(0).expand_as(hidden), hidden)  # (K, P, h)
         for linear in linears[1:-1]:
             with torch.no_grad():
-                pre = F.linear(F.leaky_relu(pre, self.negative_slope), linear.weight, linear.bias)
-            tangent = self._through_activation(F.linear(tangent, linear.weight), pre)
+                hidden = F.leaky_relu_(F.linear(hidden, linear.weight, linear.bias), self.negative_slope)
+            tangent = self._through_activation(F.linear(tangent, linear.weight), hidden)
         return F.linear(tangent, linears[-1].weight).squeeze(-1)
 
-    def _through_activation(self, tangent: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
-        # LeakyReLU's JVP: the tangent times the slope at ``pre``; this ATen kernel is several
-        # times faster than building the slope mask, and autograd differentiates it in ``tangent``.
-        return torch.ops.aten.leaky_relu_backward(tangent, pre, self.negative_slope, False)
+    def _through_activation(self, tangent: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        # LeakyReLU's JVP: the tangent times the slope, read off the sign of the activation
+        # (positive slope: same sign as its input). This ATen kernel is several times faster
+        # than building a slope mask, and autograd differentiates it in ``tangent``.
+        return torch.ops.aten.leaky_relu_backward(tangent, hidden, self.negative_slope, False)
