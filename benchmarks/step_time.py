@@ -27,7 +27,7 @@ def naive_gradient_matching(net, x_u, x_v, y_u, y_v, kappa):
     source = 0.0
     for i in range(kappa):
         t = i / kappa
-        jac = autof.jacobian(lambda inp: net(inp).flatten(), x_u * (1 - t) + x_v * t, create_graph=True, vectorize=True)
+        jac = autof.jacobian(lambda inp: net(inp).flatten(), x_u * (1 - t) + x_v * t, create_graph=True)
         source = source + torch.einsum("aab->ab", jac) / kappa
     return ((y_v - y_u - (source * (x_v - x_u)).sum(1)) ** 2).mean()
 

@@ -17,6 +17,11 @@ from lightning_matchopt.models.losses import (
 from lightning_matchopt.models.surrogate import MLPSurrogate
 
 
+def _share(n: int, rank: int, world: int) -> slice:
+    """This rank's contiguous share of ``n`` items (shares differ by at most one)."""
+    return slice(n * rank // world, n * (rank + 1) // world)
+
+
 class MatchOptModule(L.LightningModule):
     """MATCH-OPT: ``loss = gm_weight * loss_gm + regression_weight * loss_reg``.
 
@@ -77,8 +82,7 @@ class MatchOptModule(L.LightningModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
         x_u, x_v = x[:, :-1].reshape(-1, d), x[:, 1:].reshape(-1, d)
         y_u, y_v = y[:, :-1].reshape(-1), y[:, 1:].reshape(-1)
-        pairs = torch.tensor_split(torch.arange(len(x_u), device=x.device), world)[rank]
-        points = torch.tensor_split(torch.arange(x.shape[0] * x.shape[1], device=x.device), world)[rank]
+        pairs, points = _share(len(x_u), rank, world), _share(x.shape[0] * x.shape[1], rank, world)
 
         with torch.set_grad_enabled(self.hparams.gm_weight > 0 and torch.is_grad_enabled()):
             loss_gm = self._matching_sum(x_u[pairs], x_v[pairs], y_u[pairs], y_v[pairs]) * world / len(x_u)
