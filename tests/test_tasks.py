@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from lightning_matchopt.errors import ConfigError, DataError, OracleError
-from lightning_matchopt.tasks import Shekel, TFBind8, make_task, to_logits, to_tokens
+import gzip
+
+from lightning_matchopt.tasks import Shekel, TFBind8, TFBind10, make_task, to_logits, to_tokens
+from lightning_matchopt.tasks.design_bench import decode_sequences, last_score_table, sequence_codes
 from lightning_matchopt.tasks.synthetic import Ackley, Rosenbrock
 
 
@@ -46,7 +49,7 @@ def test_missing_and_corrupt_files_are_named(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="truncated or not a NumPy array"):
         TFBind8(tmp_path).data  # noqa: B018
     np.save(folder / "tf_bind_8-y-0.npy", np.zeros((9, 1), np.float32))
-    with pytest.raises(DataError, match="x has 10 rows but y has 9"):
+    with pytest.raises(DataError, match="tf_bind_8-x-0.npy has 10 rows but tf_bind_8-y-0.npy has 9"):
         TFBind8(tmp_path).data  # noqa: B018
     y = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
     y[3] = np.nan
@@ -59,7 +62,7 @@ def test_missing_and_corrupt_files_are_named(tmp_path, monkeypatch):
 
 
 def test_registry_names_known_tasks():
-    with pytest.raises(ConfigError, match="unknown task 'tfbind9'; known tasks: ackley, rosenbrock, shekel, tfbind8"):
+    with pytest.raises(ConfigError, match="unknown task 'tfbind9'; known tasks: ackley, rosenbrock, shekel, tfbind10, tfbind8"):
         make_task("tfbind9")
     assert isinstance(make_task("TFBind8-Exact-v0", data_root="x"), TFBind8)
     with pytest.raises(ConfigError, match="bad options for task 'shekel'"):
@@ -101,3 +104,54 @@ def test_oracle_shape_and_nan_are_reported():
 
     scores = Partial().oracle(np.full((3, 4), 4.0))
     assert np.isnan(scores[1]) and np.isfinite(scores[[0, 2]]).all()
+
+
+def test_last_score_table_keeps_the_last_row_like_design_bench():
+    codes = np.array([5, 2, 5, 7, 2, 5])
+    y = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    table = last_score_table(codes, y, 8)
+    assert table[5] == 0.6 and table[2] == 0.5 and table[7] == 0.4 and np.isnan(table[[0, 1, 3, 4, 6]]).all()
+    tokens = np.random.default_rng(0).integers(0, 4, size=(20, 10))
+    assert np.array_equal(decode_sequences(sequence_codes(tokens, 4), 10, 4), tokens)
+
+
+def write_gz(path, array):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    path.write_bytes(gzip.compress(buffer.getvalue()))
+
+
+def test_tfbind10_layout_on_synthetic_shards(tmp_path):
+    """Design-Bench's sharded, gzip-stored layout: shards in numeric order, last row wins."""
+    folder = tmp_path / "tf_bind_10-pho4"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, size=(300, 10)).astype(np.int32)
+    x[250] = x[10]  # measured twice: the later row (shard 2) must win
+    y = rng.normal(size=(300, 1)).astype(np.float32)
+    for i, part in enumerate(range(0, 300, 100)):  # 3 shards; names 0, 1, 2 (sorted numerically, not as text)
+        write_gz(folder / f"tf_bind_10-x-{i}.npy.gz", x[part : part + 100])
+        write_gz(folder / f"tf_bind_10-y-{i}.npy.gz", y[part : part + 100])
+    task = TFBind10(tmp_path, subsample=50, subsample_seed=1)
+    assert task.data.x.shape == (50, 10) and task.input_dim == 30
+    assert task.data.y.max() <= np.percentile(y, 50) + 1e-6
+    assert task.oracle(x[10:11])[0] == y[250, 0]
+    assert (task.data.y_min, task.data.y_max) == (float(y.min()), float(y.max()))
+    assert np.array_equal(TFBind10(tmp_path, subsample=50, subsample_seed=1).data.x, task.data.x)
+    (folder / "tf_bind_10-y-1.npy.gz").unlink()
+    with pytest.raises(DataError, match=r"shard\(s\) \[1\] of tf_bind_10-y are missing"):
+        TFBind10(tmp_path).data  # noqa: B018
+
+
+def test_tfbind10_real_data(data_root):
+    if not (data_root / "tf_bind_10-pho4").is_dir():
+        pytest.skip("TF-Bind-10 shards not present")
+    task = TFBind10(data_root)  # paper protocol: 10,000 random rows of the bottom 50%
+    data = task.data
+    assert data.x.shape == (10000, 10) and task.input_dim == 30
+    assert data.y_min == pytest.approx(-1.8585268) and data.y_max == pytest.approx(2.1287067)
+    assert not np.isnan(task._table).any()  # all 4^10 sequences measured
+    assert data.y.max() <= 0.0054  # the bottom half of all 8.3M rows (their median is about 0.00533)
+    assert np.isfinite(task.oracle(data.x)).all()

@@ -6,12 +6,17 @@ from typing import Any
 
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.tasks.base import OfflineData, Task, to_logits, to_tokens
-from lightning_matchopt.tasks.design_bench import TFBind8
+from lightning_matchopt.tasks.design_bench import TFBind8, TFBind10
 from lightning_matchopt.tasks.synthetic import Ackley, Rosenbrock, Shekel, SyntheticTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TFBind8, Shekel, Ackley, Rosenbrock)}
-ALIASES = {"TFBind8-Exact-v0": "tfbind8", "tf-bind-8": "tfbind8"}
-DATA_TASKS = {"tfbind8"}  # tasks that read files under the data root
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TFBind8, TFBind10, Shekel, Ackley, Rosenbrock)}
+ALIASES = {
+    "TFBind8-Exact-v0": "tfbind8",
+    "tf-bind-8": "tfbind8",
+    "TFBind10-Exact-v0": "tfbind10",
+    "tf-bind-10": "tfbind10",
+}
+DATA_TASKS = {"tfbind8", "tfbind10"}  # tasks that read files under the data root
 
 
 def make_task(name: str, data_root: str | None = None, **options: Any) -> Task:
@@ -37,6 +42,7 @@ __all__ = [
     "Shekel",
     "SyntheticTask",
     "TFBind8",
+    "TFBind10",
     "Task",
     "make_task",
     "to_logits",

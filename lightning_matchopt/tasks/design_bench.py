@@ -29,6 +29,26 @@ def sequence_codes(tokens: np.ndarray, num_classes: int) -> np.ndarray:
     return tokens @ weights
 
 
+def decode_sequences(codes: np.ndarray, length: int, num_classes: int) -> np.ndarray:
+    """Inverse of ``sequence_codes``: ``(N,)`` codes -> ``(N, length)`` int64 tokens."""
+    powers = num_classes ** np.arange(length - 1, -1, -1, dtype=np.int64)
+    return (np.asarray(codes, dtype=np.int64)[:, None] // powers) % num_classes
+
+
+def last_score_table(codes: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
+    """``table[code]`` = the score of the LAST row with that code (NaN for codes never measured).
+
+    Design-Bench's exact oracles fill a dict row by row, so later rows overwrite earlier ones.
+    NumPy does not promise an order for repeated indices in ``table[codes] = y``, so the last
+    occurrence is found explicitly.
+    """
+    reversed_codes = codes[::-1]
+    unique, first_in_reversed = np.unique(reversed_codes, return_index=True)
+    table = np.full(size, np.nan)
+    table[unique] = y[::-1][first_in_reversed]  # float32 scores, as Design-Bench stores them
+    return table
+
+
 class ExactLookupTask(Task):
     """A token task whose oracle is the table of every sequence's measured score.
 
@@ -72,26 +92,36 @@ class ExactLookupTask(Task):
             raise DataError(f"{self.name}: shard(s) {missing} of {self.prefix}-{kind} are missing in {str(folder)!r}")
         return paths
 
-    def _full_data(self) -> tuple[np.ndarray, np.ndarray]:
+    def _full_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's sequence code and score, in shard order (codes keep memory small: 4 bytes a row)."""
         xs, ys = self.shard_paths("x"), self.shard_paths("y")
         if len(xs) != len(ys):
             raise DataError(f"{self.name}: {len(xs)} x shards but {len(ys)} y shards in the data folder")
-        x = np.concatenate([load_array(p).astype(np.uint8) for p in xs])
-        y = np.concatenate([load_array(p).reshape(-1) for p in ys]).astype(np.float64)
-        if len(x) != len(y):
-            raise DataError(f"{self.name}: x has {len(x)} rows but y has {len(y)}; a shard is truncated")
-        if x.ndim != 2 or x.shape[1] != self.length:
-            raise DataError(f"{self.name}: x must be (N, {self.length}) tokens, got {x.shape}")
+        codes, scores = [], []
+        for x_path, y_path in zip(xs, ys):
+            x, y = load_array(x_path), load_array(y_path).reshape(-1)
+            if x.ndim != 2 or x.shape[1] != self.length:
+                raise DataError(f"{self.name}: {x_path.name} must hold (N, {self.length}) tokens, got {x.shape}")
+            if len(x) != len(y):
+                raise DataError(f"{self.name}: {x_path.name} has {len(x)} rows but {y_path.name} has {len(y)}")
+            if x.size and (x.min() < 0 or x.max() >= self.num_classes):
+                raise DataError(f"{self.name}: {x_path.name} holds tokens outside [0, {self.num_classes - 1}]")
+            codes.append(sequence_codes(x, self.num_classes).astype(np.int32))
+            scores.append(y.astype(np.float32))
+        code, y = np.concatenate(codes), np.concatenate(scores)
         check_finite(self.name, "y", y)  # before the percentile cut, which would silently drop NaN rows
-        return x, y
+        return code, y
 
     def _load(self) -> OfflineData:
-        x, y = self._full_data()
-        table = np.full(self.num_classes**self.length, np.nan)
-        table[sequence_codes(x, self.num_classes)] = y  # numpy keeps the last write: Design-Bench's dict order
-        self._table = table
-        keep = percentile_band(y, self.min_percentile, self.max_percentile)
-        return OfflineData(x=x[keep].astype(np.int64), y=y[keep], y_min=float(y.min()), y_max=float(y.max()))
+        codes, y = self._full_codes()
+        self._table = last_score_table(codes, y, self.num_classes**self.length)
+        rows = self._subsample(np.flatnonzero(percentile_band(y, self.min_percentile, self.max_percentile)))
+        x = decode_sequences(codes[rows], self.length, self.num_classes)
+        return OfflineData(x=x, y=y[rows].astype(np.float64), y_min=float(y.min()), y_max=float(y.max()))
+
+    def _subsample(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of the offline set kept for training (all of them unless a protocol subsamples)."""
+        return rows
 
     def _score(self, designs: np.ndarray) -> np.ndarray:
         self.data  # noqa: B018  (loads the table)
@@ -108,3 +138,36 @@ class TFBind8(ExactLookupTask):
     folder = "tf_bind_8-SIX6_REF_R1"
     prefix = "tf_bind_8"
     length = 8
+
+
+class TFBind10(ExactLookupTask):
+    """TF-Bind-10 (PHO4): 10-mers, exact oracle over all 1,048,576 sequences.
+
+    The shards hold 8,321,066 rows, every sequence measured 5 to 8 times; the oracle keeps each
+    sequence's last row in shard order (Design-Bench's dict), the offline set is the bottom 50%
+    of ALL rows, and the paper's protocol trains on a random ``subsample`` of it.
+
+    Args:
+        data_root: folder holding ``tf_bind_10-pho4/``.
+        subsample: offline rows kept for training (paper: 10,000; None keeps all 4.2 million).
+        subsample_seed: seed of that draw (fixed per run so that DDP ranks agree).
+    """
+
+    name = "tfbind10"
+    folder = "tf_bind_10-pho4"
+    prefix = "tf_bind_10"
+    length = 10
+
+    def __init__(
+        self, data_root: str | os.PathLike | None = None, subsample: int | None = 10_000, subsample_seed: int = 0
+    ) -> None:
+        super().__init__(data_root)
+        if subsample is not None and subsample < 2:
+            raise DataError(f"tfbind10: subsample must be >= 2 or null, got {subsample}")
+        self.subsample, self.subsample_seed = subsample, subsample_seed
+
+    def _subsample(self, rows: np.ndarray) -> np.ndarray:
+        if self.subsample is None or self.subsample >= len(rows):
+            return rows
+        rng = np.random.default_rng(self.subsample_seed)
+        return np.sort(rng.choice(rows, size=self.subsample, replace=False))
