@@ -147,7 +147,9 @@ class DesignSearch(Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=summary["epoch"])
             logger.save()
-        if summary["n_failed"]:
+        if not task.has_oracle:
+            print("search: the task has no oracle; designs.npz holds the designs with the surrogate's predictions")
+        elif summary["n_failed"]:
             failed = torch.nonzero(~torch.isfinite(gathered["scores"])).flatten().tolist()
             print(f"search: the oracle could not score {len(failed)} designs (indices {failed[:10]}); scored the rest")
         features = gathered["features"].numpy()

@@ -7,9 +7,10 @@ from typing import Any
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.tasks.base import OfflineData, Task, to_logits, to_tokens
 from lightning_matchopt.tasks.design_bench import TFBind8, TFBind10
+from lightning_matchopt.tasks.files import FilesTask
 from lightning_matchopt.tasks.synthetic import Ackley, Rosenbrock, Shekel, SyntheticTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TFBind8, TFBind10, Shekel, Ackley, Rosenbrock)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TFBind8, TFBind10, FilesTask, Shekel, Ackley, Rosenbrock)}
 ALIASES = {
     "TFBind8-Exact-v0": "tfbind8",
     "tf-bind-8": "tfbind8",
@@ -37,6 +38,7 @@ __all__ = [
     "ALIASES",
     "TASKS",
     "Ackley",
+    "FilesTask",
     "OfflineData",
     "Rosenbrock",
     "Shekel",

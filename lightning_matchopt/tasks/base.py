@@ -125,6 +125,11 @@ class Task(abc.ABC):
         return self.num_classes is not None
 
     @property
+    def has_oracle(self) -> bool:
+        """Whether designs can be scored (a user's own data may come without an oracle)."""
+        return True
+
+    @property
     def input_dim(self) -> int:
         """Width of the surrogate's input: logits for token designs, the flat design otherwise."""
         width = math.prod(self.design_shape)

@@ -1,0 +1,151 @@
+"""A user's own data: designs and scores from an NPZ or CSV file, with an optional oracle.
+
+NPZ: arrays ``x`` (N, ...) and ``y`` (N,) or (N, 1). CSV: a header row, a ``y`` column (name set
+by ``y_column``), every other column a design feature. Token designs (integers in
+``[0, num_classes)``) are optimized as Design-Bench logits; others as z-scored vectors. The
+oracle, if any, is ``package.module:function`` mapping an array of designs to an array of scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import os
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lightning_matchopt.errors import ConfigError, DataError
+from lightning_matchopt.tasks.base import OfflineData, Task, check_finite
+from lightning_matchopt.tasks.design_bench import percentile_band
+
+
+def load_oracle(spec: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Import ``package.module:function``; errors name what is missing."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"oracle must look like 'package.module:function', got {spec!r}")
+    if os.getcwd() not in sys.path:  # console scripts do not put the working directory on the path
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"cannot import the oracle's module {module_name!r}: {e}") from None
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ConfigError(f"module {module_name!r} has no callable {attribute!r} to use as the oracle")
+    return function
+
+
+class FilesTask(Task):
+    """Offline data from a file.
+
+    Args:
+        path: an ``.npz`` (arrays ``x``, ``y``) or ``.csv`` file.
+        num_classes: number of token values for integer designs; None for continuous designs.
+        oracle: ``package.module:function`` that scores designs; None: designs are proposed and
+            written with the surrogate's predictions, not scored.
+        y_min, y_max: normalizers of reported scores; default: the offline data's min and max,
+            so a score above 1 beats the best design in the data.
+        y_column: the CSV column holding the scores.
+        max_percentile: keep only designs at or below this percentile of the score (100: all).
+    """
+
+    name = "files"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        num_classes: int | None = None,
+        oracle: str | None = None,
+        y_min: float | None = None,
+        y_max: float | None = None,
+        y_column: str = "y",
+        max_percentile: float = 100.0,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path).expanduser()
+        if self.path.suffix not in (".npz", ".csv"):
+            raise ConfigError(f"task file must be .npz (arrays x, y) or .csv, got {str(self.path)!r}")
+        if not self.path.is_file():
+            raise DataError(f"task file {str(self.path)!r} does not exist")
+        if num_classes is not None and num_classes < 2:
+            raise ConfigError(f"num_classes must be >= 2 for token designs, got {num_classes}")
+        if not 0 < max_percentile <= 100:
+            raise ConfigError(f"max_percentile must be in (0, 100], got {max_percentile}")
+        self.num_classes, self.y_column, self.max_percentile = num_classes, y_column, max_percentile
+        self.y_min, self.y_max = y_min, y_max
+        self._oracle = load_oracle(oracle) if oracle else None
+        self._design_shape = self._read_design_shape()
+
+    @property
+    def design_shape(self) -> tuple[int, ...]:
+        return self._design_shape
+
+    @property
+    def has_oracle(self) -> bool:
+        return self._oracle is not None
+
+    def _read_design_shape(self) -> tuple[int, ...]:
+        """The shape of one design from the file's header only (cheap: runs in every DDP process)."""
+        if self.path.suffix == ".csv":
+            return (len(self._csv_header()) - 1,)
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open("x.npy") as f:
+                major, _ = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, _ = read_header(f)
+        except KeyError:
+            raise DataError(f"{str(self.path)!r} has no array 'x'; save designs with np.savez(path, x=..., y=...)") from None
+        except (zipfile.BadZipFile, ValueError, OSError) as e:
+            raise DataError(f"cannot read {str(self.path)!r} ({e}): not a valid .npz file") from None
+        if len(shape) < 2:
+            raise DataError(f"x in {str(self.path)!r} must be (N, ...) designs, got shape {shape}")
+        return tuple(shape[1:])
+
+    def _csv_header(self) -> list[str]:
+        with open(self.path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if self.y_column not in header:
+            raise DataError(f"{str(self.path)!r} has no {self.y_column!r} column (header: {header[:10]})")
+        if len(header) < 2:
+            raise DataError(f"{str(self.path)!r} needs at least one design column besides {self.y_column!r}")
+        return header
+
+    def _load(self) -> OfflineData:
+        if self.path.suffix == ".csv":
+            header = self._csv_header()
+            try:
+                table = np.loadtxt(self.path, delimiter=",", skiprows=1, ndmin=2)
+            except ValueError as e:
+                raise DataError(f"cannot parse {str(self.path)!r} as numbers: {e}") from None
+            y_at = header.index(self.y_column)
+            x, y = np.delete(table, y_at, axis=1), table[:, y_at]
+        else:
+            with np.load(self.path, allow_pickle=False) as archive:
+                if "y" not in archive:
+                    raise DataError(f"{str(self.path)!r} has no array 'y'; save with np.savez(path, x=..., y=...)")
+                x, y = archive["x"], archive["y"]
+        if self.num_classes is not None:
+            if not np.array_equal(x, np.round(x)) or x.min() < 0 or x.max() >= self.num_classes:
+                raise DataError(f"token designs must be integers in [0, {self.num_classes - 1}] (num_classes)")
+            x = x.astype(np.int64)
+        y = np.asarray(y, dtype=np.float64)
+        y = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim != 1:
+            raise DataError(f"{str(self.path)!r}: y must hold one score per design, got shape {y.shape}")
+        if len(x) != len(y):
+            raise DataError(f"{str(self.path)!r}: x has {len(x)} rows but y has {len(y)}; they must match")
+        check_finite(self.name, "y", y)  # before the percentile cut, which would drop NaN rows silently
+        keep = percentile_band(y, 0.0, self.max_percentile) if self.max_percentile < 100 else np.ones(len(y), bool)
+        y_min = float(np.min(y)) if self.y_min is None else self.y_min
+        y_max = float(np.max(y)) if self.y_max is None else self.y_max
+        return OfflineData(x=x[keep], y=y[keep], y_min=y_min, y_max=y_max)
+
+    def _score(self, designs: np.ndarray) -> np.ndarray:
+        if self._oracle is None:
+            return np.full(len(designs), np.nan)
+        return self._oracle(np.asarray(designs))
