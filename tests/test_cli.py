@@ -88,3 +88,12 @@ def test_cli_error_has_no_traceback(tmp_path):
     result = run_cli("fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path}", "--data.task=nope")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("matchopt: error: unknown task 'nope'")
+
+
+def test_data_subcommand_checks_the_shared_files(data_root, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "check", "--fast", f"--data-root={data_root}", "tfbind8"])
+    assert exit_info.value.code == 0 and "complete" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "check", "TFBind9"])
+    assert exit_info.value.code == 2
