@@ -41,6 +41,8 @@ class TrajectorySampler(DistributedSampler):
 
     def __init__(self, members: torch.Tensor, sizes: torch.Tensor, trajectories_per_batch: int, seed: int):
         # DistributedSampler.__init__ is not called: it needs a process group and a dataset length.
+        # The attributes Lightning may read from a DistributedSampler say what this one does.
+        self.shuffle, self.drop_last = True, False
         self.members, self.sizes = members, sizes
         self.trajectories_per_batch, self.seed, self.epoch = trajectories_per_batch, seed, 0
 
