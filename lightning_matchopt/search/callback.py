@@ -127,7 +127,7 @@ class DesignSearch(Callback):
             "epoch": epoch,
             "final": final,
             **percentile_scores(gathered["normalized"]),
-            "predicted_mean": float(gathered["predictions"].mean()),
+            "predicted_mean": float(task.normalize_score(gathered["predictions"].numpy()).mean()),
             "n_designs": self.n_designs,
             "n_failed": int((~torch.isfinite(gathered["scores"])).sum()),
             "d_best": datamodule.best_offline_score(),

@@ -85,7 +85,7 @@ def load_array(path: Path) -> np.ndarray:
     except (ValueError, OSError, EOFError) as e:
         raise DataError(
             f"cannot read {str(path)!r} ({e}): the file is truncated or not a NumPy array; "
-            "fetch a fresh copy"
+            "fetch a fresh copy (matchopt data check / fetch)"
         ) from None
 
 

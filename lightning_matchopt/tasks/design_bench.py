@@ -84,7 +84,8 @@ class ExactLookupTask(Task):
         if not paths:
             raise DataError(
                 f"{self.name}: no {self.prefix}-{kind}-*.npy files in {str(folder)!r}. Put Design-Bench's "
-                f"'{self.folder}/' folder under the data root (--data.data_root or $MATCHOPT_DATA_ROOT)"
+                f"'{self.folder}/' folder under the data root (--data.data_root or $MATCHOPT_DATA_ROOT), "
+                f"or fetch it from your mirror: matchopt data fetch --base-url URL {self.name}"
             )
         expected = [int(p.name.split("-")[-1].split(".")[0]) for p in paths]
         if expected != list(range(len(paths))):
