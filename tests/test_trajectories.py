@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from lightning_matchopt.data import TrajectorySampler, epoch_generator, percentile_bins, sample_trajectories
+from lightning_matchopt.data import (
+    TrajectorySampler,
+    epoch_generator,
+    percentile_bins,
+    sample_random_chains,
+    sample_trajectories,
+)
 from lightning_matchopt.errors import ConfigError, DataError
 
 
@@ -45,3 +51,12 @@ def test_bad_bins_are_named():
         percentile_bins(torch.randn(10), 1)
     with pytest.raises(DataError, match="fewer than n_bins=128"):
         percentile_bins(torch.randn(100), 128)
+
+
+def test_random_pairing_ablation_uses_each_row_once_without_order():
+    y = torch.randn(1000)
+    members, sizes = percentile_bins(y, 16)
+    chains = torch.cat(list(TrajectorySampler(members, sizes, 4, seed=0, pairing="random")))
+    assert chains.shape == (1000 // 16, 16) and len(chains.unique()) == chains.numel()
+    assert not (y[chains].diff(dim=1) >= 0).all()  # not monotone: random pairs
+    assert torch.equal(sample_random_chains(100, 10, epoch_generator(0, 1)), sample_random_chains(100, 10, epoch_generator(0, 1)))

@@ -1,7 +1,12 @@
 """Trajectory construction and the DataModule."""
 
 from lightning_matchopt.data.datamodule import DesignTable, MatchOptDataModule, TrajectorySampler
-from lightning_matchopt.data.trajectories import epoch_generator, percentile_bins, sample_trajectories
+from lightning_matchopt.data.trajectories import (
+    epoch_generator,
+    percentile_bins,
+    sample_random_chains,
+    sample_trajectories,
+)
 
 __all__ = [
     "DesignTable",
@@ -9,5 +14,6 @@ __all__ = [
     "TrajectorySampler",
     "epoch_generator",
     "percentile_bins",
+    "sample_random_chains",
     "sample_trajectories",
 ]

@@ -12,7 +12,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from lightning_matchopt.data.trajectories import epoch_generator, percentile_bins, sample_trajectories
+from lightning_matchopt.data.trajectories import (
+    epoch_generator,
+    percentile_bins,
+    sample_random_chains,
+    sample_trajectories,
+)
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.tasks import Task, make_task
 
@@ -39,11 +44,18 @@ class TrajectorySampler(DistributedSampler):
     of wrapping it in one that would shard and pad it.
     """
 
-    def __init__(self, members: torch.Tensor, sizes: torch.Tensor, trajectories_per_batch: int, seed: int):
+    def __init__(
+        self,
+        members: torch.Tensor,
+        sizes: torch.Tensor,
+        trajectories_per_batch: int,
+        seed: int,
+        pairing: str = "trajectories",
+    ):
         # DistributedSampler.__init__ is not called: it needs a process group and a dataset length.
         # The attributes Lightning may read from a DistributedSampler say what this one does.
         self.shuffle, self.drop_last = True, False
-        self.members, self.sizes = members, sizes
+        self.members, self.sizes, self.pairing = members, sizes, pairing
         self.trajectories_per_batch, self.seed, self.epoch = trajectories_per_batch, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -53,7 +65,12 @@ class TrajectorySampler(DistributedSampler):
         return math.ceil(int(self.sizes.min()) / self.trajectories_per_batch)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        trajectories = sample_trajectories(self.members, self.sizes, epoch_generator(self.seed, self.epoch))
+        generator = epoch_generator(self.seed, self.epoch)
+        if self.pairing == "random":
+            n_rows, length = int(self.sizes.sum()), len(self.sizes)
+            trajectories = sample_random_chains(n_rows, length, generator)
+        else:
+            trajectories = sample_trajectories(self.members, self.sizes, generator)
         yield from trajectories.split(self.trajectories_per_batch)
 
 
@@ -67,6 +84,8 @@ class MatchOptDataModule(L.LightningDataModule):
         n_bins: percentile bins = trajectory length (paper: 128).
         trajectories_per_batch: trajectories per optimizer step, over all processes (paper: 1).
         seed: seed of the trajectory draws; default: the run's ``seed_everything`` value.
+        pairing: ``trajectories`` (the paper's percentile-binned monotone trajectories) or
+            ``random`` (the ablation: chains of random rows, so consecutive pairs are random pairs).
     """
 
     def __init__(
@@ -77,15 +96,18 @@ class MatchOptDataModule(L.LightningDataModule):
         n_bins: int = 128,
         trajectories_per_batch: int = 1,
         seed: int | None = None,
+        pairing: str = "trajectories",
     ) -> None:
         super().__init__()
+        if pairing not in ("trajectories", "random"):
+            raise ConfigError(f"unknown data.pairing {pairing!r}; use 'trajectories' or 'random'")
         if n_bins < 2:
             raise ConfigError(f"data.n_bins must be >= 2, got {n_bins}")
         if trajectories_per_batch < 1:
             raise ConfigError(f"data.trajectories_per_batch must be >= 1, got {trajectories_per_batch}")
         self.save_hyperparameters()
         self.task: Task = make_task(task, data_root, **(task_options or {}))  # cheap: reads no file
-        self.n_bins, self.trajectories_per_batch = n_bins, trajectories_per_batch
+        self.n_bins, self.trajectories_per_batch, self.pairing = n_bins, trajectories_per_batch, pairing
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         self._table: DesignTable | None = None
 
@@ -123,7 +145,7 @@ class MatchOptDataModule(L.LightningDataModule):
         return y * self.y_std.to(y) + self.y_mean.to(y)
 
     def train_dataloader(self) -> DataLoader:
-        sampler = TrajectorySampler(self.members, self.sizes, self.trajectories_per_batch, self.seed)
+        sampler = TrajectorySampler(self.members, self.sizes, self.trajectories_per_batch, self.seed, self.pairing)
         return DataLoader(self.table, sampler=sampler, batch_size=None)
 
     def search_start(self, n_designs: int, start: str, seed: int) -> torch.Tensor:

@@ -46,6 +46,16 @@ def sample_trajectories(members: torch.Tensor, sizes: torch.Tensor, generator: t
     return members.gather(1, picks).T.contiguous()
 
 
+def sample_random_chains(n_rows: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """The ablation of trajectories: ``(n_rows // length, length)`` rows in random order.
+
+    Consecutive points are random pairs, with no ordering by score; every row is used at most
+    once per epoch, as with percentile trajectories.
+    """
+    order = torch.randperm(n_rows, generator=generator)
+    return order[: (n_rows // length) * length].view(-1, length)
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """A generator determined by ``(seed, epoch)`` alone: same draws on every rank and after resume."""
     state = np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1, dtype=np.uint64)[0]
