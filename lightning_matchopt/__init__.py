@@ -4,8 +4,9 @@ Data flows one way: Task -> MatchOptDataModule -> MatchOptModule -> DesignSearch
 """
 
 from lightning_matchopt.data import MatchOptDataModule
+from lightning_matchopt.diagnostics import GradientFieldDiagnostics
 from lightning_matchopt.errors import ConfigError, DataError, MatchOptError, OracleError
-from lightning_matchopt.metrics import SearchResults, percentile_scores
+from lightning_matchopt.metrics import SearchResults, gradient_errors, percentile_scores
 from lightning_matchopt.models import MatchOptModule, MLPSurrogate, gradient_matching_loss, regression_loss
 from lightning_matchopt.search import DesignSearch, gradient_ascent
 from lightning_matchopt.tasks import TASKS, Task, make_task
@@ -17,6 +18,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DesignSearch",
+    "GradientFieldDiagnostics",
     "MLPSurrogate",
     "MatchOptDataModule",
     "MatchOptError",
@@ -25,6 +27,7 @@ __all__ = [
     "SearchResults",
     "Task",
     "gradient_ascent",
+    "gradient_errors",
     "gradient_matching_loss",
     "make_task",
     "percentile_scores",

@@ -45,3 +45,15 @@ class SearchResults(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         return {name: dim_zero_cat(getattr(self, name)) for name in ("features", "scores", "normalized", "predictions")}
+
+
+def gradient_errors(predicted: torch.Tensor, true: torch.Tensor, eps: float = 1e-12) -> dict[str, float]:
+    """How well a surrogate's gradient field matches the true one, over ``(N, d)`` gradients.
+
+    Returns the mean cosine distance ``1 - cos(predicted, true)`` (0: same direction, 1:
+    orthogonal, 2: opposite) and the mean relative L2 error ``|predicted - true| / |true|``.
+    """
+    predicted, true = predicted.double().flatten(1), true.double().flatten(1)
+    cosine = torch.nn.functional.cosine_similarity(predicted, true, dim=1, eps=eps)
+    relative = (predicted - true).norm(dim=1) / true.norm(dim=1).clamp_min(eps)
+    return {"cosine_distance": float((1 - cosine).mean()), "relative_l2": float(relative.mean())}
