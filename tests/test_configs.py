@@ -11,6 +11,7 @@ from lightning_matchopt.models import MatchOptModule
 
 TASK_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 TRAINER_PRESETS = sorted((REPO / "configs" / "trainer").glob("*.yaml"))
+METHODS = sorted((REPO / "configs" / "methods").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("config", TASK_CONFIGS, ids=lambda p: p.name)
@@ -48,3 +49,17 @@ def test_tfbind8_config_has_the_paper_settings():
     assert config["trainer"]["max_epochs"] == 200 and config["data"]["n_bins"] == 128
     assert config["model"]["integration_steps"] == 5 and config["model"]["regression_weight"] == 1.0
     assert config["model"]["lr"] == 1e-4 and config["search"]["steps"] == 150 and config["search"]["n_designs"] == 128
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda p: p.name)
+def test_method_overlays_are_model_changes_only(method: Path, tmp_path):
+    import yaml
+
+    assert set(yaml.safe_load(method.read_text())) == {"model"}
+    cli = MatchOptCLI(
+        MatchOptModule, MatchOptDataModule,
+        args=["--config", str(REPO / "configs" / "shekel.yaml"), "--config", str(method),
+              f"--trainer.default_root_dir={tmp_path}"],
+        run=False,
+    )
+    assert cli.model.hparams.gm_weight + cli.model.hparams.regression_weight > 0

@@ -77,3 +77,17 @@ def test_bad_arguments_are_named():
         gradient_matching_loss(net, *pairs, integration_steps=0)
     with pytest.raises(ConfigError, match="unknown quadrature 'simpson'"):
         gradient_matching_loss(net, *pairs, rule="simpson")
+
+
+def test_conservative_penalty_definition():
+    from lightning_matchopt.models.losses import conservative_penalty
+
+    # g(x) = w.x: each ascent step moves x by step_size * w, so g rises by step_size * |w|^2 per step
+    w = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    penalty = conservative_penalty(lambda z: z @ w, x, steps=3, step_size=0.1)
+    assert torch.isclose(penalty, torch.tensor(3 * 0.1 * 5.0, dtype=torch.float64))
+    net = MLPSurrogate(2, (8,)).double()
+    penalty = conservative_penalty(net, x, steps=4, step_size=0.05)
+    (grad,) = torch.autograd.grad(penalty, net.net[0].weight)
+    assert penalty > 0 and torch.isfinite(grad).all()  # ascent raises g; the penalty is differentiable

@@ -104,6 +104,24 @@ def regression_loss(surrogate: Surrogate, x: torch.Tensor, y: torch.Tensor, redu
     return _reduce((_flat(surrogate)(x) - y.reshape(-1)) ** 2, reduction)
 
 
+def conservative_penalty(
+    surrogate: Surrogate, x: torch.Tensor, steps: int = 50, step_size: float = 0.05, reduction: str = "mean"
+) -> torch.Tensor:
+    """COMs' conservative term (Trabucco et al., 2021): ``g(x_adv) - g(x)``.
+
+    ``x_adv`` is reached from ``x`` by ``steps`` plain gradient-ascent steps on ``g`` (treated as
+    a constant: no gradient flows through the ascent). Minimizing the term pushes the surrogate
+    down where its own ascent would lead, so the search cannot exploit over-estimates.
+    """
+    x_adv = x.detach()
+    for _ in range(steps):  # sequential by nature: each step starts where the last ended
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            (gradient,) = torch.autograd.grad(_flat(surrogate)(x_adv).sum(), x_adv)
+        x_adv = (x_adv + step_size * gradient).detach()
+    return _reduce(_flat(surrogate)(x_adv) - _flat(surrogate)(x), reduction)
+
+
 def _reduce(errors: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return errors.mean()
@@ -114,6 +132,7 @@ def _reduce(errors: torch.Tensor, reduction: str) -> torch.Tensor:
 
 __all__ = [
     "QUADRATURES",
+    "conservative_penalty",
     "endpoint_matching_loss",
     "gradient_matching_loss",
     "predicted_differences",

@@ -10,6 +10,7 @@ import torch
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.models.losses import (
     QUADRATURES,
+    conservative_penalty,
     endpoint_matching_loss,
     gradient_matching_loss,
     regression_loss,
@@ -23,10 +24,12 @@ def _share(n: int, rank: int, world: int) -> slice:
 
 
 class MatchOptModule(L.LightningModule):
-    """MATCH-OPT: ``loss = gm_weight * loss_gm + regression_weight * loss_reg``.
+    """MATCH-OPT: ``loss = gm_weight * loss_gm + regression_weight * loss_reg (+ conservative_weight * loss_cons)``.
 
-    With ``gm_weight=0`` this is the plain regression (gradient-ascent) baseline and with
-    ``regression_weight=0`` gradient matching alone; both are config changes only.
+    With ``gm_weight=0`` this is the plain regression (gradient-ascent) baseline, with
+    ``regression_weight=0`` gradient matching alone, and with ``gm_weight=0`` and
+    ``conservative_weight>0`` COMs (regression plus a conservative penalty); all config changes
+    (``configs/methods/*.yaml``).
 
     Under DDP every rank receives the same trajectory batch and computes an equal share of its
     pairs and points; losses are sums scaled so that DDP's gradient average equals the
@@ -42,6 +45,9 @@ class MatchOptModule(L.LightningModule):
         regression_weight: alpha, weight of the regression regularizer.
         gm_weight: weight of the gradient-matching term.
         quadrature: ``left`` (paper), ``midpoint``, ``trapezoid`` or ``exact`` (``g(v) - g(u)``).
+        conservative_weight: weight of COMs' conservative penalty (0: off).
+        conservative_steps: gradient-ascent steps that find the penalized designs (COMs: 50).
+        conservative_step_size: their step size, in z-scored design units (COMs: 0.05).
     """
 
     def __init__(
@@ -54,6 +60,9 @@ class MatchOptModule(L.LightningModule):
         regression_weight: float = 1.0,
         gm_weight: float = 1.0,
         quadrature: str = "left",
+        conservative_weight: float = 0.0,
+        conservative_steps: int = 50,
+        conservative_step_size: float = 0.05,
     ) -> None:
         super().__init__()
         if input_dim < 1:
@@ -67,11 +76,17 @@ class MatchOptModule(L.LightningModule):
                 f"model.regression_weight ({regression_weight}) and model.gm_weight ({gm_weight}) "
                 "must be >= 0 and not both 0"
             )
+        if conservative_weight < 0 or conservative_steps < 0 or conservative_step_size <= 0:
+            raise ConfigError(
+                f"model.conservative_weight ({conservative_weight}) and model.conservative_steps "
+                f"({conservative_steps}) must be >= 0, model.conservative_step_size ({conservative_step_size}) > 0"
+            )
         if quadrature not in (*QUADRATURES, "exact"):
             raise ConfigError(f"unknown model.quadrature {quadrature!r}; use one of {', '.join(QUADRATURES)}, exact")
         self.save_hyperparameters()
         self.surrogate = MLPSurrogate(input_dim, hidden_dims, negative_slope)
-        self._epoch_sums, self._epoch_steps = torch.zeros(3), 0
+        self._loss_names = ("loss", "loss_gm", "loss_reg", "loss_cons")
+        self._epoch_sums, self._epoch_steps = torch.zeros(len(self._loss_names)), 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.surrogate(x)
@@ -90,23 +105,31 @@ class MatchOptModule(L.LightningModule):
         loss_reg = regression_loss(self.surrogate, x.reshape(-1, d)[points], y.reshape(-1)[points], "sum")
         loss_reg = loss_reg * world / (x.shape[0] * x.shape[1])
         loss = self.hparams.gm_weight * loss_gm + self.hparams.regression_weight * loss_reg
+        loss_cons = torch.zeros((), device=x.device)
+        if self.hparams.conservative_weight > 0:
+            loss_cons = conservative_penalty(
+                self.surrogate, x.reshape(-1, d)[points], self.hparams.conservative_steps,
+                self.hparams.conservative_step_size, "sum",
+            ) * world / (x.shape[0] * x.shape[1])
+            loss = loss + self.hparams.conservative_weight * loss_cons
 
         # Summed here and logged once per epoch: self.log on every step costs as much as a
         # quarter of this small step on CPU.
-        self._epoch_sums += torch.stack([loss, loss_gm, loss_reg]).detach()
+        self._epoch_sums += torch.stack([loss, loss_gm, loss_reg, loss_cons]).detach()
         self._epoch_steps += 1
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_sums = torch.zeros(3, device=self.device)
+        self._epoch_sums = torch.zeros(len(self._loss_names), device=self.device)
         self._epoch_steps = 0
 
     def on_train_epoch_end(self) -> None:
         # Each rank's losses are (its share of the batch sum) * world, so the mean over ranks
         # (sync_dist) of the per-rank epoch means is the epoch mean of the whole-batch losses.
         means = self._epoch_sums / max(self._epoch_steps, 1)
-        for name, value in zip(("loss", "loss_gm", "loss_reg"), means):
-            self.log(f"train/{name}", value, sync_dist=True)
+        for name, value in zip(self._loss_names, means):
+            if name != "loss_cons" or self.hparams.conservative_weight > 0:
+                self.log(f"train/{name}", value, sync_dist=True)
 
     def _matching_sum(self, x_u, x_v, y_u, y_v) -> torch.Tensor:
         if self.hparams.quadrature == "exact":
