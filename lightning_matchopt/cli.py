@@ -61,14 +61,19 @@ def _resume_in_latest_version(config) -> None:
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``matchopt`` and ``python -m lightning_matchopt``; user errors print one line.
 
-    ``matchopt data ...`` checks or fetches Design-Bench files (see ``lightning_matchopt.datafetch``);
-    every other subcommand is LightningCLI's.
+    ``matchopt data ...`` checks or fetches Design-Bench files (``lightning_matchopt.datafetch``),
+    ``matchopt grid ...`` runs tasks x methods x seeds (``lightning_matchopt.grid``); every other
+    subcommand is LightningCLI's.
     """
     argv = sys.argv[1:] if args is None else args
     if argv[:1] == ["data"]:
         from lightning_matchopt.datafetch import main as data_main
 
         raise SystemExit(data_main(argv[1:]))
+    if argv[:1] == ["grid"]:
+        from lightning_matchopt.grid import main as grid_main
+
+        raise SystemExit(grid_main(argv[1:]))
     try:
         MatchOptCLI(
             MatchOptModule,

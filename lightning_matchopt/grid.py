@@ -1,0 +1,225 @@
+"""``matchopt grid``: tasks x methods x seeds as independent runs, summarized in one table.
+
+Each run is its own ``matchopt fit`` process (task config + method overlay + seed) in
+``<root>/<task>/<method>/seed_<s>/``; a run whose final ``results.json`` exists is skipped, so
+a killed grid resumes. ``--workers`` runs several at once on one machine; on a cluster, run
+single cells (``--tasks T --methods M --seeds S``) as array jobs and summarize with
+``--summarize-only`` (see the README).
+
+Writes into ``--out``: ``runs.csv`` (every run), ``results.md`` (score_100th and score_50th,
+mean ± std per task and method, the mean normalized rank of each method, and the dataset's
+best design D(best) as a reference row) and, with matplotlib installed, ``scores.png`` and
+``scores_by_epoch.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+SCORES = ("score_100th", "score_50th")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of the grid."""
+
+    task_config: Path
+    method_config: Path
+    seed: int
+    root: Path
+
+    @property
+    def task(self) -> str:
+        return self.task_config.stem
+
+    @property
+    def method(self) -> str:
+        return self.method_config.stem
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / self.task / self.method / f"seed_{self.seed}"
+
+    def results(self) -> dict | None:
+        """The final results of this run, or None if it has not finished."""
+        for path in sorted(self.run_dir.glob("lightning_logs/version_*/results.json"), reverse=True):
+            results = json.loads(path.read_text())
+            if results.get("final"):
+                return results
+        return None
+
+
+def run_one(run: Run, extra: list[str], threads: int) -> tuple[Run, int, float]:
+    """Train and search one cell in its own process; its output goes to ``run_dir/fit.log``."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "lightning_matchopt", "fit", "--config", str(run.task_config),
+        "--config", str(run.method_config), f"--seed_everything={run.seed}",
+        f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false", *extra,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    with open(run.run_dir / "fit.log", "w") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    return run, code, time.perf_counter() - start
+
+
+def collect(runs: list[Run]) -> list[dict]:
+    """One row per finished run."""
+    rows = []
+    for run in runs:
+        results = run.results()
+        if results is not None:
+            rows.append({
+                "task": run.task, "method": run.method, "seed": run.seed,
+                **{k: results[k] for k in ("score_100th", "score_50th", "score_mean", "d_best", "epoch")},
+                "history": results.get("history", []),
+            })
+    return rows
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f}"
+
+
+def mean_normalized_ranks(rows: list[dict], methods: list[str], tasks: list[str], score: str) -> dict[str, float]:
+    """Each method's rank among the methods on each task (1 = best mean score), averaged over tasks."""
+    ranks: dict[str, list[float]] = {m: [] for m in methods}
+    for task in tasks:
+        means = {
+            m: statistics.fmean(r[score] for r in rows if r["task"] == task and r["method"] == m)
+            for m in methods
+            if any(r["task"] == task and r["method"] == m for r in rows)
+        }
+        ordered = sorted(means.values(), reverse=True)
+        for m, value in means.items():
+            ranks[m].append(1 + ordered.index(value))  # ties share the better rank
+    return {m: statistics.fmean(v) if v else float("nan") for m, v in ranks.items()}
+
+
+def markdown_table(rows: list[dict], methods: list[str], tasks: list[str]) -> str:
+    """score_100th / score_50th per task (rows) and method (columns), with MNR and D(best)."""
+    header = "| task | " + " | ".join(methods) + " | D(best) |"
+    lines = [header, "|---" * (len(methods) + 2) + "|"]
+    for task in tasks:
+        cells = []
+        for m in methods:
+            cell = [r for r in rows if r["task"] == task and r["method"] == m]
+            cells.append(" / ".join(_mean_std([r[s] for r in cell]) for s in SCORES) + f" (n={len(cell)})")
+        d_best = next((r["d_best"] for r in rows if r["task"] == task), float("nan"))
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {d_best:.3f} |")
+    for score in SCORES:
+        mnr = mean_normalized_ranks(rows, methods, tasks, score)
+        lines.append(f"| MNR ({score}) | " + " | ".join(f"{mnr[m]:.2f}" for m in methods) + " | |")
+    return "\n".join(lines) + "\n\nCells: score_100th / score_50th, mean ± std over seeds (n = seeds).\n"
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    fields = ["task", "method", "seed", "score_100th", "score_50th", "score_mean", "d_best", "epoch"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> list[Path]:
+    """Bar chart of scores per task and method, and score_100th against the epoch of each search."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots (pip install 'lightning_matchopt[plots]')")
+        return []
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for i, m in enumerate(methods):
+            values = [r["score_100th"] for r in rows if r["task"] == task and r["method"] == m]
+            if values:
+                ax.bar(i, statistics.fmean(values), yerr=statistics.pstdev(values), capsize=3)
+        d_best = next((r["d_best"] for r in rows if r["task"] == task), None)
+        if d_best is not None:
+            ax.axhline(d_best, color="gray", linestyle="--", label="D(best)")
+        ax.set_xticks(range(len(methods)), methods, rotation=30)
+        ax.set_title(task)
+        ax.set_ylabel("score_100th (normalized)")
+    figure.tight_layout()
+    paths = [out / "scores.png"]
+    figure.savefig(paths[0], dpi=120)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for m in methods:
+            by_epoch: dict[int, list[float]] = {}
+            for r in rows:
+                if r["task"] == task and r["method"] == m:
+                    for h in r["history"]:
+                        by_epoch.setdefault(h["epoch"], []).append(h["score_100th"])
+            if by_epoch:
+                epochs = sorted(by_epoch)
+                ax.plot(epochs, [statistics.fmean(by_epoch[e]) for e in epochs], marker="o", label=m)
+        ax.set_title(task)
+        ax.set_xlabel("epoch of the search")
+        ax.set_ylabel("score_100th")
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    paths.append(out / "scores_by_epoch.png")
+    figure.savefig(paths[1], dpi=120)
+    plt.close("all")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``matchopt grid``; returns the exit code (1 if a run failed)."""
+    parser = argparse.ArgumentParser(prog="matchopt grid", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", type=Path, required=True, help="task configs, e.g. configs/shekel.yaml")
+    parser.add_argument("--methods", nargs="+", type=Path, required=True, help="method overlays in configs/methods/")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--root", type=Path, default=Path("runs/grid"), help="where the runs go")
+    parser.add_argument("--out", type=Path, default=None, help="where the table and plots go (default: --root)")
+    parser.add_argument("--workers", type=int, default=1, help="runs at once on this machine")
+    parser.add_argument("--summarize-only", action="store_true", help="run nothing; summarize what finished")
+    args, extra = parser.parse_known_args(argv)
+    extra = [a for a in extra if a != "--"]
+    for path in [*args.tasks, *args.methods]:
+        if not path.is_file():
+            print(f"matchopt grid: error: config {str(path)!r} does not exist", file=sys.stderr)
+            return 2
+    runs = [Run(t, m, s, args.root) for t in args.tasks for m in args.methods for s in args.seeds]
+    todo = [] if args.summarize_only else [r for r in runs if r.results() is None]
+    print(f"grid: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
+    threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
+    failed = []
+    with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        for run, code, wall in pool.map(lambda r: run_one(r, extra, threads), todo):
+            status = "ok" if code == 0 else f"FAILED (exit {code}, see {run.run_dir / 'fit.log'})"
+            print(f"  {run.task} / {run.method} / seed {run.seed}: {status} in {wall:.0f}s", flush=True)
+            if code:
+                failed.append(run)
+    rows = collect(runs)
+    tasks = list(dict.fromkeys(r.task for r in runs))
+    methods = list(dict.fromkeys(r.method for r in runs))
+    out = args.out or args.root
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "runs.csv")
+    table = markdown_table(rows, methods, tasks)
+    (out / "results.md").write_text(table)
+    plot(rows, methods, tasks, out)
+    print(table)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
