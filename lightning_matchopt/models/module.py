@@ -97,21 +97,22 @@ class MatchOptModule(L.LightningModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
         x_u, x_v = x[:, :-1].reshape(-1, d), x[:, 1:].reshape(-1, d)
         y_u, y_v = y[:, :-1].reshape(-1), y[:, 1:].reshape(-1)
-        pairs, points = _share(len(x_u), rank, world), _share(x.shape[0] * x.shape[1], rank, world)
+        n_points = x.shape[0] * x.shape[1]
+        pairs, points = _share(len(x_u), rank, world), _share(n_points, rank, world)
+        x_points, y_points = x.reshape(-1, d)[points], y.reshape(-1)[points]
 
         with torch.set_grad_enabled(self.hparams.gm_weight > 0 and torch.is_grad_enabled()):
             loss_gm = self._matching_sum(x_u[pairs], x_v[pairs], y_u[pairs], y_v[pairs]) * world / len(x_u)
         # Always differentiated, even at weight 0, so every parameter is used (DDP requires it).
-        loss_reg = regression_loss(self.surrogate, x.reshape(-1, d)[points], y.reshape(-1)[points], "sum")
-        loss_reg = loss_reg * world / (x.shape[0] * x.shape[1])
+        loss_reg = regression_loss(self.surrogate, x_points, y_points, "sum") * world / n_points
         loss = self.hparams.gm_weight * loss_gm + self.hparams.regression_weight * loss_reg
         loss_cons = torch.zeros((), device=x.device)
         if self.hparams.conservative_weight > 0:
+            hp = self.hparams
             loss_cons = conservative_penalty(
-                self.surrogate, x.reshape(-1, d)[points], self.hparams.conservative_steps,
-                self.hparams.conservative_step_size, "sum",
-            ) * world / (x.shape[0] * x.shape[1])
-            loss = loss + self.hparams.conservative_weight * loss_cons
+                self.surrogate, x_points, hp.conservative_steps, hp.conservative_step_size, "sum"
+            ) * world / n_points
+            loss = loss + hp.conservative_weight * loss_cons
 
         # Summed here and logged once per epoch: self.log on every step costs as much as a
         # quarter of this small step on CPU.
