@@ -101,7 +101,8 @@ class MatchOptModule(L.LightningModule):
         pairs, points = _share(len(x_u), rank, world), _share(n_points, rank, world)
         x_points, y_points = x.reshape(-1, d)[points], y.reshape(-1)[points]
 
-        with torch.set_grad_enabled(self.hparams.gm_weight > 0 and torch.is_grad_enabled()):
+        loss_gm = torch.zeros((), device=x.device)  # not computed (nor logged) for the regression baseline
+        if self.hparams.gm_weight > 0:
             loss_gm = self._matching_sum(x_u[pairs], x_v[pairs], y_u[pairs], y_v[pairs]) * world / len(x_u)
         # Always differentiated, even at weight 0, so every parameter is used (DDP requires it).
         loss_reg = regression_loss(self.surrogate, x_points, y_points, "sum") * world / n_points
@@ -129,7 +130,8 @@ class MatchOptModule(L.LightningModule):
         # (sync_dist) of the per-rank epoch means is the epoch mean of the whole-batch losses.
         means = self._epoch_sums / max(self._epoch_steps, 1)
         for name, value in zip(self._loss_names, means):
-            if name != "loss_cons" or self.hparams.conservative_weight > 0:
+            weight = {"loss_gm": self.hparams.gm_weight, "loss_cons": self.hparams.conservative_weight}.get(name, 1)
+            if weight > 0:
                 self.log(f"train/{name}", value, sync_dist=True)
 
     def _matching_sum(self, x_u, x_v, y_u, y_v) -> torch.Tensor:

@@ -89,6 +89,12 @@ def load_array(path: Path) -> np.ndarray:
         ) from None
 
 
+def percentile_band(y: np.ndarray, min_percentile: float, max_percentile: float) -> np.ndarray:
+    """Row mask of Design-Bench's ``subsample``: ``percentile(y, lo) <= y <= percentile(y, hi)``."""
+    lower, upper = np.percentile(y, min_percentile), np.percentile(y, max_percentile)
+    return (y >= lower) & (y <= upper)
+
+
 def check_finite(task_name: str, label: str, array: np.ndarray) -> None:
     """Raise a DataError naming the rows of ``array`` that hold NaN or inf."""
     bad = ~np.isfinite(np.asarray(array, dtype=np.float64))

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from lightning_matchopt.errors import DataError
-from lightning_matchopt.tasks.base import OfflineData, Task, check_finite, load_array, resolve_data_root
-
-
-def percentile_band(y: np.ndarray, min_percentile: float, max_percentile: float) -> np.ndarray:
-    """Row mask of Design-Bench's ``subsample``: ``percentile(y, lo) <= y <= percentile(y, hi)``."""
-    lower, upper = np.percentile(y, min_percentile), np.percentile(y, max_percentile)
-    return (y >= lower) & (y <= upper)
+from lightning_matchopt.tasks.base import (
+    OfflineData,
+    Task,
+    check_finite,
+    load_array,
+    percentile_band,
+    resolve_data_root,
+)
 
 
 def sequence_codes(tokens: np.ndarray, num_classes: int) -> np.ndarray:

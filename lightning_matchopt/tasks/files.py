@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_matchopt.errors import ConfigError, DataError
-from lightning_matchopt.tasks.base import OfflineData, Task, check_finite
-from lightning_matchopt.tasks.design_bench import percentile_band
+from lightning_matchopt.tasks.base import OfflineData, Task, check_finite, percentile_band
 
 
 def load_oracle(spec: str) -> Callable[[np.ndarray], np.ndarray]:

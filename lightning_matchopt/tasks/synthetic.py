@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from lightning_matchopt.errors import ConfigError
-from lightning_matchopt.tasks.base import OfflineData, Task
-from lightning_matchopt.tasks.design_bench import percentile_band
+from lightning_matchopt.tasks.base import OfflineData, Task, percentile_band
 
 
 class SyntheticTask(Task):
