@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import torch
 from torch.func import jvp
@@ -36,6 +37,14 @@ def quadrature_nodes(integration_steps: int, rule: str = "left") -> tuple[torch.
     raise ConfigError(f"unknown quadrature {rule!r}; use one of {', '.join(QUADRATURES)}")
 
 
+@lru_cache(maxsize=32)
+def _nodes_on(integration_steps: int, rule: str, dtype: torch.dtype, device: torch.device):
+    # Built once per (kappa, rule, dtype, device): a training step would otherwise spend a
+    # handful of tiny allocations and copies on the same constants. Callers never modify them.
+    t, w = quadrature_nodes(integration_steps, rule)
+    return t.to(dtype=dtype, device=device), w.to(dtype=dtype, device=device)
+
+
 def _flat(surrogate: Surrogate) -> Surrogate:
     return lambda z: surrogate(z).reshape(-1)
 
@@ -50,8 +59,7 @@ def predicted_differences(
     t)`` method (``MLPSurrogate``) computes them itself; any other callable gets one forward-mode
     JVP over the stacked points.
     """
-    t, w = quadrature_nodes(integration_steps, rule)
-    t, w = t.to(x_u), w.to(x_u)
+    t, w = _nodes_on(integration_steps, rule, x_u.dtype, x_u.device)
     delta = x_v - x_u
     line_derivatives = getattr(surrogate, "line_derivatives", None)
     if callable(line_derivatives):

@@ -42,7 +42,7 @@ class MLPSurrogate(nn.Module):
         first = linears[0]
         tangent = F.linear(delta, first.weight)  # (P, h): the same for every node t before the slopes
         with torch.no_grad():
-            pre = F.linear(x_u, first.weight, first.bias).unsqueeze(0) + t[:, None, None] * tangent.detach()
+            pre = torch.addcmul(F.linear(x_u, first.weight, first.bias), t[:, None, None], tangent.detach())
             hidden = F.leaky_relu_(pre, self.negative_slope)  # same sign as pre: it gives the slopes
         tangent = self._through_activation(tangent.unsqueeze(0).expand_as(hidden), hidden)  # (K, P, h)
         for linear in linears[1:-1]:
