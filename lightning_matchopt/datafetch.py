@@ -46,6 +46,15 @@ MISSING = "missing"
 WRONG_SIZE = "wrong size"
 WRONG_SHA256 = "wrong sha256"
 
+# Design-Bench tasks whose original files this project has no checksums for: the loaders know their layout
+# (``<folder>/<folder>-{x,y}-<i>.npy``) but there is nothing to check them against.
+UNVERIFIED = {
+    "superconductor": "superconductor",
+    "hopper": "hopper_controller",
+    "ant": "ant_morphology",
+    "dkitty": "dkitty_morphology",
+}
+
 _CHUNK = 1 << 16
 _SCHEMES = ("http", "https", "file")
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
@@ -162,6 +171,12 @@ def _task_entries(task: str, manifest: dict[str, list[FileEntry]] | None = None)
     """The task's files; an unknown name is an error that lists the known ones."""
     manifest = load_manifest() if manifest is None else manifest
     task = ALIASES.get(task, task)
+    if task in UNVERIFIED:
+        raise DataError(
+            f"{task}: this project knows no checksums of Design-Bench's original '{UNVERIFIED[task]}/' files, so "
+            "they cannot be checked or fetched verified; copy the folder under the data root by hand (the "
+            "loader checks shapes and values, and warns if the score range is not the original's)"
+        )
     if task not in manifest:
         raise DataError(f"unknown task {task!r}; known tasks: {', '.join(sorted(manifest))}")
     return manifest[task]
@@ -546,10 +561,12 @@ def _requested(tasks: list[str], manifest: dict[str, list[FileEntry]]) -> list[s
 
 def _cmd_list(args: argparse.Namespace) -> int:
     manifest = load_manifest()
-    print(f"{'task':<10} {'files':>5} {'bytes':>12} {'size':>10}")
+    print(f"{'task':<14} {'files':>5} {'bytes':>12} {'size':>10}")
     for task in sorted(manifest):
         total = sum(e.size for e in manifest[task])
-        print(f"{task:<10} {len(manifest[task]):>5} {total:>12} {_human(total):>10}")
+        print(f"{task:<14} {len(manifest[task]):>5} {total:>12} {_human(total):>10}")
+    for task, folder in UNVERIFIED.items():
+        print(f"{task:<14} {'?':>5} {'?':>12} {'?':>10}  {folder}/ (no published checksums: copy it by hand)")
     return 0
 
 

@@ -319,3 +319,14 @@ def test_cli(tmp_path, mirror, shared_root, capsys, monkeypatch):
 
     assert datafetch.main(["fetch", "tfbind8"]) == 2  # argparse: --base-url is required
     assert "--base-url" in capsys.readouterr().err
+
+
+def test_tasks_without_checksums_are_listed_and_refused_in_one_line(capsys):
+    from lightning_matchopt.datafetch import main as data_main
+
+    assert data_main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "hopper_controller/ (no published checksums" in listing and "tfbind8" in listing
+    assert data_main(["check", "--data-root", ".", "Superconductor-RandomForest-v0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("matchopt data: error: superconductor: this project knows no checksums") and "\n" not in error

@@ -82,6 +82,11 @@ class DesignSearch(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        reason = trainer.datamodule.task.oracle_unavailable()
+        if reason and trainer.is_global_zero:  # said before training, not discovered after it
+            print(f"search: designs will not be scored: {reason}")
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs  # on_train_end searches then
@@ -148,7 +153,7 @@ class DesignSearch(Callback):
             logger.log_metrics(metrics, step=summary["epoch"])
             logger.save()
         if not task.has_oracle:
-            print("search: the task has no oracle; designs.npz holds the designs with the surrogate's predictions")
+            print(f"search: not scored ({task.oracle_unavailable()}); designs.npz holds the designs and the surrogate's predictions")
         elif summary["n_failed"]:
             failed = torch.nonzero(~torch.isfinite(gathered["scores"])).flatten().tolist()
             print(f"search: the oracle could not score {len(failed)} designs (indices {failed[:10]}); scored the rest")

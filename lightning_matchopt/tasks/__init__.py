@@ -6,18 +6,44 @@ from typing import Any
 
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.tasks.base import OfflineData, Task, to_logits, to_tokens
-from lightning_matchopt.tasks.design_bench import TFBind8, TFBind10
+from lightning_matchopt.tasks.design_bench import (
+    AntMorphology,
+    ContinuousDesignBenchTask,
+    DKittyMorphology,
+    HopperController,
+    Superconductor,
+    TFBind8,
+    TFBind10,
+)
 from lightning_matchopt.tasks.files import FilesTask
 from lightning_matchopt.tasks.synthetic import Ackley, Rosenbrock, Shekel, SyntheticTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TFBind8, TFBind10, FilesTask, Shekel, Ackley, Rosenbrock)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls
+    for cls in (
+        TFBind8,
+        TFBind10,
+        Superconductor,
+        HopperController,
+        AntMorphology,
+        DKittyMorphology,
+        FilesTask,
+        Shekel,
+        Ackley,
+        Rosenbrock,
+    )
+}
 ALIASES = {
     "TFBind8-Exact-v0": "tfbind8",
     "tf-bind-8": "tfbind8",
     "TFBind10-Exact-v0": "tfbind10",
     "tf-bind-10": "tfbind10",
+    "Superconductor-RandomForest-v0": "superconductor",
+    "HopperController-Exact-v0": "hopper",
+    "AntMorphology-Exact-v0": "ant",
+    "DKittyMorphology-Exact-v0": "dkitty",
 }
-DATA_TASKS = {"tfbind8", "tfbind10"}  # tasks that read files under the data root
+DATA_TASKS = {"tfbind8", "tfbind10", "superconductor", "hopper", "ant", "dkitty"}  # tasks that read the data root
 
 
 def make_task(name: str, data_root: str | None = None, **options: Any) -> Task:
@@ -38,6 +64,11 @@ __all__ = [
     "ALIASES",
     "TASKS",
     "Ackley",
+    "AntMorphology",
+    "ContinuousDesignBenchTask",
+    "DKittyMorphology",
+    "HopperController",
+    "Superconductor",
     "FilesTask",
     "OfflineData",
     "Rosenbrock",

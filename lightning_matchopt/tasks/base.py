@@ -132,8 +132,17 @@ class Task(abc.ABC):
 
     @property
     def has_oracle(self) -> bool:
-        """Whether designs can be scored (a user's own data may come without an oracle)."""
-        return True
+        """Whether designs can be scored here (a user's own data or a missing policy file: no)."""
+        return self.oracle_unavailable() is None
+
+    def oracle_unavailable(self) -> str | None:
+        """Why the oracle cannot run here, in one line (what is missing and how to supply it); None if it can.
+
+        Cheap (reads no data): the search asks before training so that a missing oracle is known
+        at once. Without an oracle the search still writes its designs and the surrogate's
+        predictions, unscored (NaN).
+        """
+        return None
 
     @property
     def input_dim(self) -> int:
@@ -158,6 +167,8 @@ class Task(abc.ABC):
 
     def oracle(self, designs: np.ndarray) -> np.ndarray:
         """Score designs with the task's oracle; NaN marks a design the oracle could not score."""
+        if not self.has_oracle:
+            return np.full(len(designs), np.nan)
         scores = np.asarray(self._score(designs), dtype=np.float64)
         if scores.shape not in ((len(designs),), (len(designs), 1)):
             raise OracleError(

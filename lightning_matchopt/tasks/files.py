@@ -84,9 +84,10 @@ class FilesTask(Task):
     def design_shape(self) -> tuple[int, ...]:
         return self._design_shape
 
-    @property
-    def has_oracle(self) -> bool:
-        return self._oracle is not None
+    def oracle_unavailable(self) -> str | None:
+        if self._oracle is None:
+            return "files: no oracle given (data.task_options.oracle: 'package.module:function')"
+        return None
 
     def _read_design_shape(self) -> tuple[int, ...]:
         """The shape of one design from the file's header only (cheap: runs in every DDP process)."""
