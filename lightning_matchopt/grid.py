@@ -8,8 +8,9 @@ single cells (``--tasks T --methods M --seeds S``) as array jobs and summarize w
 
 Writes into ``--out``: ``runs.csv`` (every run), ``results.md`` (score_100th and score_50th,
 mean ± std per task and method, the mean normalized rank of each method, and the dataset's
-best design D(best) as a reference row) and, with matplotlib installed, ``scores.png`` and
-``scores_by_epoch.png``.
+best design D(best) as a reference row) and, with matplotlib installed, ``scores.png``,
+``scores_by_epoch.png`` and, for runs traced with ``search.trace_every``, ``scores_by_step.png``
+(score against the ascent step of the final search).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def collect(runs: list[Run]) -> list[dict]:
                 "task": run.task, "method": run.method, "seed": run.seed,
                 **{k: results[k] for k in ("score_100th", "score_50th", "score_mean", "d_best", "epoch")},
                 "history": results.get("history", []),
+                "trace": results.get("trace", []),
             })
     return rows
 
@@ -177,6 +179,28 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
     figure.tight_layout()
     paths.append(out / "scores_by_epoch.png")
     figure.savefig(paths[1], dpi=120)
+    if any(r["trace"] for r in rows):
+        figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+        for ax, task in zip(axes[0], tasks):
+            for i, m in enumerate(methods):
+                for score, style in (("score_100th", "-"), ("score_50th", ":")):
+                    by_step: dict[int, list[float]] = {}
+                    for r in rows:
+                        if r["task"] == task and r["method"] == m:
+                            for point in r["trace"]:
+                                by_step.setdefault(point["step"], []).append(point[score])
+                    if by_step:
+                        steps = sorted(by_step)
+                        label = f"{m} ({score[6:]})"
+                        means = [statistics.fmean(by_step[s]) for s in steps]
+                        ax.plot(steps, means, style, color=f"C{i}", label=label)
+            ax.set_title(task)
+            ax.set_xlabel("ascent step of the final search")
+            ax.set_ylabel("normalized score")
+            ax.legend(fontsize=6)
+        figure.tight_layout()
+        paths.append(out / "scores_by_step.png")
+        figure.savefig(paths[-1], dpi=120)
     plt.close("all")
     return paths
 

@@ -32,19 +32,28 @@ class SearchResults(Metric):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        for name in ("features", "scores", "normalized", "predictions"):
+        for name in self.NAMES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
+    NAMES = ("features", "scores", "normalized", "predictions", "path")
+
     def update(
-        self, features: torch.Tensor, scores: torch.Tensor, normalized: torch.Tensor, predictions: torch.Tensor
+        self,
+        features: torch.Tensor,
+        scores: torch.Tensor,
+        normalized: torch.Tensor,
+        predictions: torch.Tensor,
+        path: torch.Tensor | None = None,
     ) -> None:
+        """``path``: ``(designs, snapshots)`` normalized scores along the search (empty: not traced)."""
         self.features.append(features)
         self.scores.append(scores)
         self.normalized.append(normalized)
         self.predictions.append(predictions)
+        self.path.append(path if path is not None else normalized.new_empty(len(normalized), 0))
 
     def compute(self) -> dict[str, torch.Tensor]:
-        return {name: dim_zero_cat(getattr(self, name)) for name in ("features", "scores", "normalized", "predictions")}
+        return {name: dim_zero_cat(getattr(self, name)) for name in self.NAMES}
 
 
 def gradient_errors(predicted: torch.Tensor, true: torch.Tensor, eps: float = 1e-12) -> dict[str, float]:

@@ -97,3 +97,18 @@ def test_data_subcommand_checks_the_shared_files(data_root, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["data", "check", "TFBind9"])
     assert exit_info.value.code == 2
+
+
+def test_traced_search_scores_its_path_from_the_start_designs_to_the_end(tmp_path):
+    main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path}", "--search.trace_every=5"])
+    out = log_dir(tmp_path)
+    results = json.loads((out / "results.json").read_text())
+    trace = results["trace"]
+    assert [p["step"] for p in trace] == [0, 5, 10, 15, 20]  # steps: 20 in the tiny config
+    assert trace[0]["score_100th"] == pytest.approx(results["d_best"])  # start=top: the best offline design
+    assert trace[-1]["score_100th"] == results["score_100th"] and trace[-1]["score_50th"] == results["score_50th"]
+    assert len({p["score_50th"] for p in trace}) > 1  # the designs moved
+    assert "trace" not in results["history"][0]  # only the final search is traced
+    events = EventAccumulator(str(out))
+    events.Reload()
+    assert [e.step for e in events.Scalars("search_path/score_100th")] == [0, 5, 10, 15, 20]

@@ -23,7 +23,7 @@ def test_mean_normalized_rank():
 def test_grid_runs_in_parallel_resumes_and_writes_the_table(tmp_path, capsys):
     methods = [str(REPO / "configs" / "methods" / m) for m in ("matchopt.yaml", "regression.yaml")]
     args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", *methods, "--seeds", "0", "1",
-            "--root", str(tmp_path), "--workers", "2", "--", "--trainer.max_epochs=1"]
+            "--root", str(tmp_path), "--workers", "2", "--", "--trainer.max_epochs=1", "--search.trace_every=10"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 0
@@ -33,6 +33,7 @@ def test_grid_runs_in_parallel_resumes_and_writes_the_table(tmp_path, capsys):
     table = (tmp_path / "results.md").read_text()
     assert "| tiny |" in table and "MNR (score_100th)" in table and "D(best)" in table
     assert (tmp_path / "scores.png").stat().st_size > 0 and (tmp_path / "scores_by_epoch.png").is_file()
+    assert (tmp_path / "scores_by_step.png").stat().st_size > 0  # traced final searches
     with pytest.raises(SystemExit):
         main(args)
     assert "4 runs, 4 already done, 0 to run" in capsys.readouterr().out

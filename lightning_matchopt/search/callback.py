@@ -51,6 +51,9 @@ class DesignSearch(Callback):
             ``random`` (N(0, I) in z-scored feature space, the paper code's TF-Bind-8 start).
         every_n_epochs: also search after every k-th epoch (0: only at the end of training).
         seed: seed of random starts; default: the data module's seed.
+        trace_every: in the final search, also score the designs every k ascent steps (0: off),
+            for the score-against-step curve (``search_path/*``, ``trace`` in ``results.json``).
+            Each traced step costs one more oracle call per design.
     """
 
     def __init__(
@@ -61,18 +64,19 @@ class DesignSearch(Callback):
         start: Literal["top", "random_data", "random"] = "top",
         every_n_epochs: int = 0,
         seed: int | None = None,
+        trace_every: int = 0,
     ) -> None:
-        if n_designs < 1 or steps < 0 or every_n_epochs < 0:
+        if n_designs < 1 or steps < 0 or every_n_epochs < 0 or trace_every < 0:
             raise ConfigError(
-                f"search.n_designs ({n_designs}) must be >= 1, search.steps ({steps}) and "
-                f"search.every_n_epochs ({every_n_epochs}) >= 0"
+                f"search.n_designs ({n_designs}) must be >= 1, search.steps ({steps}), "
+                f"search.every_n_epochs ({every_n_epochs}) and search.trace_every ({trace_every}) >= 0"
             )
         if lr is not None and not lr > 0:
             raise ConfigError(f"search.lr must be > 0, got {lr}")
         if start not in ("top", "random_data", "random"):
             raise ConfigError(f"unknown search.start {start!r}; use 'top', 'random_data' or 'random'")
         self.n_designs, self.steps, self.lr, self.start = n_designs, steps, lr, start
-        self.every_n_epochs, self.seed = every_n_epochs, seed
+        self.every_n_epochs, self.seed, self.trace_every = every_n_epochs, seed, trace_every
         self.history: list[dict[str, Any]] = []
         self._results = SearchResults(sync_on_compute=True)
 
@@ -108,12 +112,22 @@ class DesignSearch(Callback):
         surrogate = copy.deepcopy(pl_module.surrogate).requires_grad_(False).eval()
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
         progress = lambda steps: tqdm(steps, desc=f"search (epoch {epoch})", leave=False, disable=not show)  # noqa: E731
-        x = gradient_ascent(surrogate, start[share].to(pl_module.device), self.steps, lr, progress)
+        traced = sorted({*range(0, self.steps + 1, self.trace_every), self.steps}) if final and self.trace_every else []
+        snapshots: dict[int, torch.Tensor] = {}
+        observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
+        x = gradient_ascent(surrogate, start[share].to(pl_module.device), self.steps, lr, progress, observe)
         with torch.no_grad():
             predictions = datamodule.denormalize_y(surrogate(x).double())
         features = datamodule.denormalize_x(x.double()).cpu()
         scores = task.oracle(task.from_features(features.numpy()))
         normalized = task.normalize_score(scores)
+        path = None
+        if traced:  # the last snapshot is the final designs: scored above, not twice
+            columns = [
+                task.normalize_score(task.oracle(task.from_features(datamodule.denormalize_x(snapshots[s].double()).cpu().numpy())))
+                for s in traced[:-1]
+            ]
+            path = torch.as_tensor(np.stack([*columns, normalized], axis=1))
 
         device = pl_module.device  # gathered on the module's device: NCCL cannot reduce CPU tensors
         self._results.to(device)
@@ -122,6 +136,7 @@ class DesignSearch(Callback):
             torch.as_tensor(scores, device=device),
             torch.as_tensor(normalized, device=device),
             predictions.to(device),
+            None if path is None else path.to(device),
         )
         gathered = {k: v.cpu() for k, v in self._results.compute().items()}
         self._results.reset()
@@ -138,6 +153,10 @@ class DesignSearch(Callback):
             "d_best": datamodule.best_offline_score(),
             "search": {"steps": self.steps, "lr": lr, "start": self.start},
         }
+        if traced:
+            summary["trace"] = [
+                {"step": step, **percentile_scores(gathered["path"][:, i])} for i, step in enumerate(traced)
+            ]
         self.history.append(summary)
         out = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a broadcast: all ranks ask
         if trainer.is_global_zero:
@@ -151,6 +170,9 @@ class DesignSearch(Callback):
         metrics["search/n_failed"] = summary["n_failed"]
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=summary["epoch"])
+            for point in summary.get("trace", []):  # step = ascent step of the final search
+                path = {f"search_path/{k}": point[k] for k in ("score_100th", "score_50th")}
+                logger.log_metrics(path, step=point["step"])
             logger.save()
         if not task.has_oracle:
             print(f"search: not scored ({task.oracle_unavailable()}); designs.npz holds the designs and the surrogate's predictions")
