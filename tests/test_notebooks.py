@@ -1,0 +1,25 @@
+"""The notebooks run from top to bottom (on tiny settings), so they cannot rot."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_executes(path: Path, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("MATCHOPT_NOTEBOOK_TINY", "1")
+    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    text = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    assert "matchopt" in text and "regression" in text  # the gradient-error table was printed
+    (path.parent / "gradient_field.png").unlink(missing_ok=True)  # the notebook's own figure
