@@ -420,8 +420,9 @@ class DKittyMorphology(MorphologyTask):
         if missing:
             return missing + "; it also needs ROBEL's D'Kitty model (robel/dkitty/assets), not re-created here"
         return (
-            "dkitty: the oracle needs ROBEL's D'Kitty model (robel/dkitty/assets, built for mujoco-py and "
-            "MuJoCo 2.0); this version does not re-create it, so D'Kitty designs are saved unscored"
+            "dkitty: the oracle needs ROBEL's D'Kitty walking environment (model and meshes in the robel 0.1.2 "
+            "source package, written for mujoco-py and MuJoCo 2.0); this version does not re-create it, so "
+            "D'Kitty designs are saved unscored"
         )
 
     def _score(self, designs: np.ndarray) -> np.ndarray:
