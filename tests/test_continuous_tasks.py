@@ -5,7 +5,6 @@
 oracles on them.
 """
 
-import io
 import pickle
 import warnings
 from pathlib import Path

@@ -1,10 +1,8 @@
 """The notebooks run from top to bottom (on tiny settings), so they cannot rot."""
 
-import os
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -16,10 +14,10 @@ def test_notebook_executes(path: Path, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(path, as_version=4)
     monkeypatch.setenv("MATCHOPT_NOTEBOOK_TINY", "1")
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
-    text = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    resources = {"metadata": {"path": str(path.parent)}}  # run from notebooks/, as Jupyter would
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3", resources=resources).execute()
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
     assert "matchopt" in text and "regression" in text  # the gradient-error table was printed
     (path.parent / "gradient_field.png").unlink(missing_ok=True)  # the notebook's own figure

@@ -64,7 +64,7 @@ def ant_xml(design: np.ndarray) -> str:
         f = dict(zip(LEG_FIELDS, leg))
         hip, thigh, ankle = f["hip_size"], f["thigh_size"], f["ankle_size"]
 
-        def joint_range(name: str) -> str:
+        def joint_range(name: str, f: dict = f) -> str:
             return f'{f[name + "_center"] - f[name + "_range"]:.9g} {f[name + "_center"] + f[name + "_range"]:.9g}'
 
         bodies.append(f"""
