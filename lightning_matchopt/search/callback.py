@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,24 +13,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+from lightning_matchopt.atomic import write_atomic
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.metrics import SearchResults, percentile_scores
 from lightning_matchopt.search.ascent import gradient_ascent
-
-
-def write_atomic(path: Path, write: Any, suffix: str) -> None:
-    """Write through ``write(file_object)`` to a temporary file, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class DesignSearch(Callback):

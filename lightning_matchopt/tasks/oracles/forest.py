@@ -27,12 +27,13 @@ import io
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from lightning_matchopt.atomic import write_atomic
 
 FOREST_PARAMS = {"n_estimators": 100, "max_depth": 100, "max_features": 1.0}
 ORACLE_ROWS = 2000
@@ -136,12 +137,4 @@ def _read_verified(path: Path) -> ForestOracle | None:
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: f.write(payload))
