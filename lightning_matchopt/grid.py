@@ -136,6 +136,17 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def _mean_curve(rows: list[dict], task: str, method: str, series: str, x: str, y: str) -> tuple[list, list[float]]:
+    """Mean over seeds of ``y`` against ``x`` in each run's ``series`` (``history`` or ``trace``)."""
+    by_x: dict[int, list[float]] = {}
+    for r in rows:
+        if r["task"] == task and r["method"] == method:
+            for point in r[series]:
+                by_x.setdefault(point[x], []).append(point[y])
+    xs = sorted(by_x)
+    return xs, [statistics.fmean(by_x[v]) for v in xs]
+
+
 def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> list[Path]:
     """Bar chart of scores per task and method, and score_100th against the epoch of each search."""
     try:
@@ -164,14 +175,9 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
     figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for m in methods:
-            by_epoch: dict[int, list[float]] = {}
-            for r in rows:
-                if r["task"] == task and r["method"] == m:
-                    for h in r["history"]:
-                        by_epoch.setdefault(h["epoch"], []).append(h["score_100th"])
-            if by_epoch:
-                epochs = sorted(by_epoch)
-                ax.plot(epochs, [statistics.fmean(by_epoch[e]) for e in epochs], marker="o", label=m)
+            epochs, means = _mean_curve(rows, task, m, "history", "epoch", "score_100th")
+            if epochs:
+                ax.plot(epochs, means, marker="o", label=m)
         ax.set_title(task)
         ax.set_xlabel("epoch of the search")
         ax.set_ylabel("score_100th")
@@ -184,16 +190,9 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
         for ax, task in zip(axes[0], tasks):
             for i, m in enumerate(methods):
                 for score, style in (("score_100th", "-"), ("score_50th", ":")):
-                    by_step: dict[int, list[float]] = {}
-                    for r in rows:
-                        if r["task"] == task and r["method"] == m:
-                            for point in r["trace"]:
-                                by_step.setdefault(point["step"], []).append(point[score])
-                    if by_step:
-                        steps = sorted(by_step)
-                        label = f"{m} ({score[6:]})"
-                        means = [statistics.fmean(by_step[s]) for s in steps]
-                        ax.plot(steps, means, style, color=f"C{i}", label=label)
+                    steps, means = _mean_curve(rows, task, m, "trace", "step", score)
+                    if steps:
+                        ax.plot(steps, means, style, color=f"C{i}", label=f"{m} ({score[6:]})")
             ax.set_title(task)
             ax.set_xlabel("ascent step of the final search")
             ax.set_ylabel("normalized score")
