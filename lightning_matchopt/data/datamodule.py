@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lightning_matchopt.data.trajectories import (
+    BINNINGS,
     epoch_generator,
     percentile_bins,
     sample_random_chains,
@@ -86,6 +87,8 @@ class MatchOptDataModule(L.LightningDataModule):
         seed: seed of the trajectory draws; default: the run's ``seed_everything`` value.
         pairing: ``trajectories`` (the paper's percentile-binned monotone trajectories) or
             ``random`` (the ablation: chains of random rows, so consecutive pairs are random pairs).
+        binning: ``balanced`` (bin sizes differ by at most one) or ``last_takes_remainder`` (the
+            official code: ``N // n_bins`` rows a bin, the top bin also takes the rest).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class MatchOptDataModule(L.LightningDataModule):
         trajectories_per_batch: int = 1,
         seed: int | None = None,
         pairing: str = "trajectories",
+        binning: str = "balanced",
     ) -> None:
         super().__init__()
         if pairing not in ("trajectories", "random"):
@@ -105,10 +109,14 @@ class MatchOptDataModule(L.LightningDataModule):
             raise ConfigError(f"data.n_bins must be >= 2, got {n_bins}")
         if trajectories_per_batch < 1:
             raise ConfigError(f"data.trajectories_per_batch must be >= 1, got {trajectories_per_batch}")
+        if binning not in BINNINGS:
+            raise ConfigError(f"unknown data.binning {binning!r}; use one of {', '.join(BINNINGS)}")
         self.save_hyperparameters()
-        self.task: Task = make_task(task, data_root, **(task_options or {}))  # cheap: reads no file
-        self.n_bins, self.trajectories_per_batch, self.pairing = n_bins, trajectories_per_batch, pairing
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self.task: Task = make_task(task, data_root, **(task_options or {}))  # cheap: reads no file
+        self.task.use_run_seed(self.seed)
+        self.n_bins, self.trajectories_per_batch, self.pairing = n_bins, trajectories_per_batch, pairing
+        self.binning = binning
         self._table: DesignTable | None = None
 
     @property
@@ -125,7 +133,7 @@ class MatchOptDataModule(L.LightningDataModule):
         self.x_mean, self.x_std = features.mean(0), features.std(0).clamp_min(1e-6)
         self.y_mean, self.y_std = y.mean(), y.std()
         x_norm, y_norm = self.normalize_x(features).float(), ((y - self.y_mean) / self.y_std).float()
-        self.members, self.sizes = percentile_bins(y_norm, self.n_bins)
+        self.members, self.sizes = percentile_bins(y_norm, self.n_bins, self.binning)
         self._table = DesignTable(x_norm, y_norm)
 
     @property
@@ -167,3 +175,27 @@ class MatchOptDataModule(L.LightningDataModule):
     def best_offline_score(self) -> float:
         """Normalized score of the best offline design, D(best): the bar a search must clear."""
         return float(self.task.normalize_score(np.max(self.task.data.y)))
+
+    def random_designs_reference(self, n_designs: int) -> dict[str, Any] | None:
+        """What ``n_designs`` uniformly random designs score, over the task's reference draws.
+
+        The other bar a search must clear: on TF-Bind-8 the best of 128 random sequences
+        already scores about 0.94. Mean and std over ``task.random_reference_draws`` draws of
+        the 100th and 50th percentile scores (seed 0: a property of the task, the same in every
+        run); None where the task has no uniform law or no cheap oracle.
+        """
+        task, draws = self.task, self.task.random_reference_draws
+        if not draws or not task.has_oracle:
+            return None
+        designs = task.random_designs(draws * n_designs, np.random.default_rng(0))
+        if designs is None:
+            return None
+        scores = task.normalize_score(task.oracle(designs)).reshape(draws, n_designs)
+        best, median = np.nanmax(scores, axis=1), np.nanmedian(scores, axis=1)
+        return {
+            "draws": draws,
+            "score_100th": float(best.mean()),
+            "score_100th_std": float(best.std()),
+            "score_50th": float(median.mean()),
+            "score_50th_std": float(median.std()),
+        }

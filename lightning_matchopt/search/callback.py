@@ -137,6 +137,8 @@ class DesignSearch(Callback):
             "d_best": datamodule.best_offline_score(),
             "search": {"steps": self.steps, "lr": lr, "start": self.start},
         }
+        if final:
+            summary["random_designs"] = datamodule.random_designs_reference(self.n_designs)
         if traced:
             summary["trace"] = [
                 {"step": step, **percentile_scores(gathered["path"][:, i])} for i, step in enumerate(traced)

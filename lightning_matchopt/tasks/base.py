@@ -116,6 +116,9 @@ class Task(abc.ABC):
     name: str = "task"
     num_classes: int | None = None
     soft_interpolation: float = 0.6
+    # Draws of 128 uniformly random designs scored for the "random designs" reference row; 0 where
+    # the oracle is too costly (a simulator) or someone else's (a user's lab pipeline).
+    random_reference_draws: int = 0
 
     def __init__(self) -> None:
         self._data: OfflineData | None = None
@@ -143,6 +146,16 @@ class Task(abc.ABC):
         predictions, unscored (NaN).
         """
         return None
+
+    def use_run_seed(self, seed: int) -> None:
+        """The run's seed, for tasks whose offline data is a per-run draw; most tasks ignore it."""
+
+    def random_designs(self, n: int, generator: np.random.Generator) -> np.ndarray | None:
+        """``n`` designs drawn uniformly from the design space, or None where it has no natural
+        uniform law (real vectors without bounds). Token designs: every token uniform."""
+        if not self.is_discrete:
+            return None
+        return generator.integers(0, self.num_classes, size=(n, *self.design_shape))
 
     @property
     def input_dim(self) -> int:

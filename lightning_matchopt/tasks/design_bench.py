@@ -95,6 +95,7 @@ class ExactLookupTask(Task):
     num_classes = 4
     max_percentile = 50.0
     min_percentile = 0.0
+    random_reference_draws = 2000  # a table lookup: 256,000 scores in milliseconds
 
     def __init__(self, data_root: str | os.PathLike | None = None) -> None:
         super().__init__()
@@ -166,7 +167,9 @@ class TFBind10(ExactLookupTask):
     Args:
         data_root: folder holding ``tf_bind_10-pho4/``.
         subsample: offline rows kept for training (paper: 10,000; None keeps all 4.2 million).
-        subsample_seed: seed of that draw (fixed per run so that DDP ranks agree).
+        subsample_seed: seed of that draw; None draws from the run's seed, so every seed trains
+            on its own 10,000 rows, as in the official code (each of its runs built its own
+            Design-Bench task, whose draw was unseeded). Every DDP rank draws the same rows.
     """
 
     name = "tfbind10"
@@ -175,17 +178,23 @@ class TFBind10(ExactLookupTask):
     length = 10
 
     def __init__(
-        self, data_root: str | os.PathLike | None = None, subsample: int | None = 10_000, subsample_seed: int = 0
+        self,
+        data_root: str | os.PathLike | None = None,
+        subsample: int | None = 10_000,
+        subsample_seed: int | None = 0,
     ) -> None:
         super().__init__(data_root)
         if subsample is not None and subsample < 2:
             raise DataError(f"tfbind10: subsample must be >= 2 or null, got {subsample}")
-        self.subsample, self.subsample_seed = subsample, subsample_seed
+        self.subsample, self.subsample_seed, self._run_seed = subsample, subsample_seed, 0
+
+    def use_run_seed(self, seed: int) -> None:
+        self._run_seed = seed
 
     def _subsample(self, rows: np.ndarray) -> np.ndarray:
         if self.subsample is None or self.subsample >= len(rows):
             return rows
-        rng = np.random.default_rng(self.subsample_seed)
+        rng = np.random.default_rng(self._run_seed if self.subsample_seed is None else self.subsample_seed)
         return np.sort(rng.choice(rows, size=self.subsample, replace=False))
 
 

@@ -111,6 +111,8 @@ def load_or_fit_forest(
     oracle = fit_forest(x, y, seed)
     payload = pickle.dumps(oracle, protocol=pickle.HIGHEST_PROTOCOL)
     for folder in folders:
+        if not _meant_to_be_written(folder):
+            continue
         try:
             _write_atomic(folder / name, payload)
             _write_atomic(folder / (name + ".sha256"), hashlib.sha256(payload).hexdigest().encode())
@@ -121,6 +123,11 @@ def load_or_fit_forest(
     else:
         warnings.warn(f"superconductor: could not cache the fitted forest in any of {[str(f) for f in folders]}", stacklevel=2)
     return oracle
+
+
+def _meant_to_be_written(folder: Path) -> bool:
+    """A folder that exists without any write bit is read-only by intent, even to root (who may write anyway)."""
+    return not folder.exists() or bool(folder.stat().st_mode & 0o222)
 
 
 def _read_verified(path: Path) -> ForestOracle | None:
