@@ -84,6 +84,7 @@ def collect(runs: list[Run]) -> list[dict]:
             rows.append({
                 "task": run.task, "method": run.method, "seed": run.seed,
                 **{k: results[k] for k in ("score_100th", "score_50th", "score_mean", "d_best", "epoch")},
+                "random_designs": results.get("random_designs"),
                 "history": results.get("history", []),
                 "trace": results.get("trace", []),
             })
@@ -111,21 +112,58 @@ def mean_normalized_ranks(rows: list[dict], methods: list[str], tasks: list[str]
     return {m: statistics.fmean(v) if v else float("nan") for m, v in ranks.items()}
 
 
-def markdown_table(rows: list[dict], methods: list[str], tasks: list[str]) -> str:
-    """score_100th / score_50th per task (rows) and method (columns), with MNR and D(best)."""
-    header = "| task | " + " | ".join(methods) + " | D(best) |"
-    lines = [header, "|---" * (len(methods) + 2) + "|"]
+def _random_cell(rows: list[dict], task: str) -> str:
+    """The random-designs reference of a task, as its runs recorded it ("-" where it has none)."""
+    ref = next((r["random_designs"] for r in rows if r["task"] == task and r.get("random_designs")), None)
+    if ref is None:
+        return "-"
+    return f"{ref['score_100th']:.3f} ± {ref['score_100th_std']:.3f} / {ref['score_50th']:.3f} ({ref['draws']:,} draws)"
+
+
+def _published_cell(entry: dict | None) -> str:
+    """``{"score_100th": [mean, std], "score_50th": [mean, std]}`` (std or the whole score may be null)."""
+    if not entry:
+        return "-"
+    parts = []
+    for score in SCORES:
+        mean, std = (entry.get(score) or [None, None]) + [None] * (2 - len(entry.get(score) or []))
+        parts.append("-" if mean is None else f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}"))
+    return " / ".join(parts)
+
+
+def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], published: dict | None = None) -> str:
+    """score_100th / score_50th per task (rows) and method (columns), with MNR and the reference columns.
+
+    References: D(best) (the best offline design), 128 uniformly random designs where the task
+    records them (``random_designs`` in results.json), and ``published`` scores, e.g. anchors
+    from others' runs: ``{"columns": [{"label": ..., "tasks": {task: cell}}]}`` (see
+    ``docs/published.json``).
+    """
+    columns = (published or {}).get("columns", [])
+    header = "| task | " + " | ".join(methods) + " | D(best) | 128 random designs | " + "".join(
+        f"{c['label']} | " for c in columns
+    )
+    lines = [header.rstrip(), "|---" * (len(methods) + 3 + len(columns)) + "|"]
     for task in tasks:
         cells = []
         for m in methods:
             cell = [r for r in rows if r["task"] == task and r["method"] == m]
             cells.append(" / ".join(_mean_std([r[s] for r in cell]) for s in SCORES) + f" (n={len(cell)})")
         d_best = next((r["d_best"] for r in rows if r["task"] == task), float("nan"))
-        lines.append(f"| {task} | " + " | ".join(cells) + f" | {d_best:.3f} |")
-    for score in SCORES:
-        mnr = mean_normalized_ranks(rows, methods, tasks, score)
-        lines.append(f"| MNR ({score}) | " + " | ".join(f"{mnr[m]:.2f}" for m in methods) + " | |")
-    return "\n".join(lines) + "\n\nCells: score_100th / score_50th, mean ± std over seeds (n = seeds).\n"
+        refs = [f"{d_best:.3f}", _random_cell(rows, task), *(_published_cell(c["tasks"].get(task)) for c in columns)]
+        lines.append(f"| {task} | " + " | ".join(cells + refs) + " |")
+    if len(methods) > 1:
+        for score in SCORES:
+            mnr = mean_normalized_ranks(rows, methods, tasks, score)
+            lines.append(f"| MNR ({score}) | " + " | ".join(f"{mnr[m]:.2f}" for m in methods) + " |" + " |" * (2 + len(columns)))
+    notes = "\n\nCells: score_100th / score_50th, mean ± std over seeds (n = seeds)."
+    notes += " D(best): the best offline design's normalized score."
+    if any(r.get("random_designs") for r in rows):
+        notes += " 128 random designs: 128 sequences drawn uniformly from the design space, scored by the exact oracle, mean ± std of the 100th percentile / mean of the 50th over the draws."
+    for c in columns:
+        if c.get("note"):
+            notes += f" {c['label']}: {c['note']}"
+    return "\n".join(lines) + notes + "\n"
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -214,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where the table and plots go (default: --root)")
     parser.add_argument("--workers", type=int, default=1, help="runs at once on this machine")
     parser.add_argument("--summarize-only", action="store_true", help="run nothing; summarize what finished")
+    parser.add_argument("--published", type=Path, default=None, help="JSON of published scores to show beside (docs/published.json)")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
-    for path in [*args.tasks, *args.methods]:
+    for path in [*args.tasks, *args.methods, *([args.published] if args.published else [])]:
         if not path.is_file():
             print(f"matchopt grid: error: config {str(path)!r} does not exist", file=sys.stderr)
             return 2
@@ -237,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.root
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "runs.csv")
-    table = markdown_table(rows, methods, tasks)
+    published = json.loads(args.published.read_text()) if args.published else None
+    table = markdown_table(rows, methods, tasks, published)
     (out / "results.md").write_text(table)
     plot(rows, methods, tasks, out)
     print(table)

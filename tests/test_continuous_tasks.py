@@ -1,8 +1,8 @@
-"""Superconductor, Hopper, Ant and D'Kitty on small files written in Design-Bench's exact layout.
+"""Superconductor, Hopper, Ant and D'Kitty: the real Superconductor files, and small files in Design-Bench's layout.
 
-../shared holds no real files for these four tasks, so each test writes its own shards
-(``<folder>/<prefix>-{x,y}-<i>.npy``, float32, y of shape (N, 1)) and runs the real loaders and
-oracles on them.
+../shared holds the real Superconductor shards (tested when present) but no Hopper, Ant or D'Kitty
+files, so the other tests write their own shards (``<folder>/<prefix>-{x,y}-<i>.npy``, float32,
+y of shape (N, 1)) and run the real loaders and oracles on them.
 """
 
 import pickle
@@ -44,6 +44,27 @@ def test_superconductor_loader_keeps_design_bench_band_and_range(tmp_path):
     np.testing.assert_allclose(data.y, y[keep])
     assert (data.y_min, data.y_max) == (float(y.min()), float(y.max()))
     assert task.input_dim == 86 and not task.is_discrete
+
+
+def test_superconductor_real_files(data_root, tmp_path, monkeypatch):
+    """Design-Bench's Superconductor-RandomForest-v0: 17,014 offline rows of 21,263, D(best) 0.400."""
+    if not (data_root / "superconductor").is_dir():
+        pytest.skip("Superconductor shards not present")
+    monkeypatch.setenv("MATCHOPT_CACHE_DIR", str(tmp_path))  # a fresh forest, never written beside ../shared
+    task = make_task("superconductor", str(data_root))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the published range 0.00021..185: these are the original rows
+        data = task.data
+    assert data.x.shape == (17014, 86) and data.x.dtype == np.float32 and task.input_dim == 86
+    assert (data.y_min, data.y_max) == (pytest.approx(0.00021), pytest.approx(185.0))
+    assert float(task.normalize_score(data.y.max())) == pytest.approx(0.400, abs=5e-4)
+    assert data.y.max() <= 74.0  # the 80th percentile of all rows
+    predictions = task.oracle(data.x)
+    from scipy import stats
+
+    assert task.forest.rank_correlation > 0.9  # held-out Spearman of the re-fitted forest
+    assert stats.spearmanr(predictions, data.y).statistic > 0.85  # 0.876 measured (docs/oracles.md)
+    assert not list((data_root / "superconductor").glob("matchopt-forest-*"))
 
 
 def test_a_copy_with_another_score_range_is_called_out(tmp_path):
@@ -110,6 +131,20 @@ def test_forest_cache_falls_back_when_the_data_folder_is_read_only(tmp_path, mon
     make_task("superconductor", str(tmp_path / "data")).oracle(x[:5])
     assert list((tmp_path / "cache").glob("matchopt-forest-*.pkl"))
     assert not list((tmp_path / "data").rglob("matchopt-forest-*"))
+
+
+def test_forest_cache_skips_a_data_folder_without_write_bits(tmp_path, monkeypatch):
+    """Root can write into a read-only folder anyway: the cache must not, since the folder says so."""
+    x, _ = superconductor_files(tmp_path / "data")
+    folder = tmp_path / "data" / "superconductor"
+    folder.chmod(0o555)
+    try:
+        monkeypatch.setenv("MATCHOPT_CACHE_DIR", str(tmp_path / "cache"))
+        make_task("superconductor", str(tmp_path / "data")).oracle(x[:5])
+    finally:
+        folder.chmod(0o755)
+    assert list((tmp_path / "cache").glob("matchopt-forest-*.pkl"))
+    assert not list(folder.glob("matchopt-forest-*"))
 
 
 def test_hopper_design_is_read_in_design_bench_order():

@@ -37,3 +37,23 @@ def test_grid_runs_in_parallel_resumes_and_writes_the_table(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert "4 runs, 4 already done, 0 to run" in capsys.readouterr().out
+
+
+def test_table_shows_every_reference_beside_the_methods():
+    from lightning_matchopt.grid import markdown_table
+
+    reference = {"draws": 2000, "score_100th": 0.939, "score_100th_std": 0.037, "score_50th": 0.439, "score_50th_std": 0.02}
+    rows = [
+        {"task": "tfbind8", "method": "matchopt", "seed": s, "score_100th": v, "score_50th": 0.5, "d_best": 0.439,
+         "random_designs": reference}
+        for s, v in enumerate((0.9, 1.0))
+    ]
+    published = {"columns": [{"label": "anchor", "note": "others' runs.", "tasks": {
+        "tfbind8": {"score_100th": [0.824, 0.067], "score_50th": [0.435, None]}}}]}
+    table = markdown_table(rows, ["matchopt"], ["tfbind8", "superconductor"], published)
+    header, _, tfbind8, superconductor = table.splitlines()[:4]
+    assert header == "| task | matchopt | D(best) | 128 random designs | anchor |"
+    assert tfbind8 == ("| tfbind8 | 0.950 ± 0.050 / 0.500 ± 0.000 (n=2) | 0.439 | 0.939 ± 0.037 / 0.439 (2,000 draws) "
+                       "| 0.824 ± 0.067 / 0.435 |")
+    assert superconductor.endswith("| nan | - | - |")  # no runs, no reference, no anchor: said, not invented
+    assert "MNR" not in table and "anchor: others' runs." in table

@@ -140,6 +140,12 @@ def test_tfbind10_layout_on_synthetic_shards(tmp_path):
     assert task.oracle(x[10:11])[0] == y[250, 0]
     assert (task.data.y_min, task.data.y_max) == (float(y.min()), float(y.max()))
     assert np.array_equal(TFBind10(tmp_path, subsample=50, subsample_seed=1).data.x, task.data.x)
+    per_run = []  # subsample_seed null (the official protocol): each run's seed draws its own rows
+    for run_seed in (0, 1, 1):
+        run_task = TFBind10(tmp_path, subsample=50, subsample_seed=None)
+        run_task.use_run_seed(run_seed)
+        per_run.append(run_task.data.x)
+    assert not np.array_equal(per_run[0], per_run[1]) and np.array_equal(per_run[1], per_run[2])
     (folder / "tf_bind_10-y-1.npy.gz").unlink()
     with pytest.raises(DataError, match=r"shard\(s\) \[1\] of tf_bind_10-y are missing"):
         TFBind10(tmp_path).data  # noqa: B018
@@ -155,3 +161,18 @@ def test_tfbind10_real_data(data_root):
     assert not np.isnan(task._table).any()  # all 4^10 sequences measured
     assert data.y.max() <= 0.0054  # the bottom half of all 8.3M rows (their median is about 0.00533)
     assert np.isfinite(task.oracle(data.x)).all()
+
+
+def test_random_designs_reference_reproduces_the_uniform_baseline(tfbind8):
+    """128 uniform sequences scored by the exact oracle: the bar the issue measured (0.939 / 0.439)."""
+    from lightning_matchopt.data import MatchOptDataModule
+
+    datamodule = MatchOptDataModule(task="tfbind8", data_root=str(tfbind8.data_root))
+    reference = datamodule.random_designs_reference(128)
+    assert reference["draws"] == 2000
+    assert reference["score_100th"] == pytest.approx(0.939, abs=0.005)
+    assert reference["score_100th_std"] == pytest.approx(0.037, abs=0.005)
+    assert reference["score_50th"] == pytest.approx(0.439, abs=0.005)
+    designs = tfbind8.random_designs(100_000, np.random.default_rng(1))
+    assert designs.shape == (100_000, 8) and np.bincount(designs.ravel(), minlength=4).min() > 190_000  # uniform
+    assert MatchOptDataModule(task="shekel").random_designs_reference(128) is None  # no reference draws set

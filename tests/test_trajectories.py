@@ -60,3 +60,19 @@ def test_random_pairing_ablation_uses_each_row_once_without_order():
     assert chains.shape == (1000 // 16, 16) and len(chains.unique()) == chains.numel()
     assert not (y[chains].diff(dim=1) >= 0).all()  # not monotone: random pairs
     assert torch.equal(sample_random_chains(100, 10, epoch_generator(0, 1)), sample_random_chains(100, 10, epoch_generator(0, 1)))
+
+
+def test_official_buckets_give_the_top_bin_the_remainder():
+    """The official create_buckets: N // n_bins rows a bin, the top bin also takes N % n_bins."""
+    y = torch.randn(17014)  # Superconductor's offline size: 132 a bin, the top bin 250
+    members, sizes = percentile_bins(y, 128, "last_takes_remainder")
+    assert sizes[:-1].eq(132).all() and sizes[-1] == 17014 - 127 * 132 == 250
+    order = torch.argsort(y, stable=True)
+    assert torch.equal(members[-1, :250], order[-250:]) and torch.equal(members[0, :132], order[:132])
+    traj = sample_trajectories(members, sizes, epoch_generator(0, 0))
+    assert traj.shape == (132, 128) and (y[traj].diff(dim=1) >= 0).all()
+    assert len(traj[:, -1].unique()) == 132  # 132 of the top bin's 250 rows drawn this epoch
+    balanced, balanced_sizes = percentile_bins(y, 128)
+    assert balanced_sizes.max() - balanced_sizes.min() == 1 and balanced_sizes.min() == 132
+    with pytest.raises(ConfigError, match="unknown binning 'even'"):
+        percentile_bins(y, 128, "even")
