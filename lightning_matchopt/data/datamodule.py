@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -15,12 +16,16 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from lightning_matchopt.data.trajectories import (
     BINNINGS,
     epoch_generator,
+    held_out_trajectories,
     percentile_bins,
     sample_random_chains,
     sample_trajectories,
+    split_generator,
 )
-from lightning_matchopt.errors import ConfigError
+from lightning_matchopt.errors import ConfigError, DataError
 from lightning_matchopt.tasks import Task, make_task
+from lightning_matchopt.tasks.base import check_finite
+from lightning_matchopt.tasks.files import read_design_file
 
 
 class DesignTable(Dataset):
@@ -75,6 +80,39 @@ class TrajectorySampler(DistributedSampler):
         yield from trajectories.split(self.trajectories_per_batch)
 
 
+class FixedTrajectories(DistributedSampler):
+    """Yields the held-out trajectories in batches of ``trajectories_per_batch``, the same on every rank.
+
+    As in training, every rank sees every batch and the module splits its pairs and points
+    across ranks, so no row is padded in or counted twice. A ``DistributedSampler`` only so
+    that Lightning keeps it.
+    """
+
+    def __init__(self, trajectories: torch.Tensor, trajectories_per_batch: int) -> None:
+        self.shuffle, self.drop_last = False, False
+        self.batches = trajectories.split(trajectories_per_batch)
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        yield from self.batches
+
+
+@dataclass(frozen=True)
+class PredictionInputs:
+    """What ``matchopt predict`` scores: designs in the task's format, known scores if any, and where they came from."""
+
+    designs: np.ndarray
+    y: np.ndarray | None
+    source: str
+    columns: list[str] | None = None  # a CSV's design column names
+    held_out: np.ndarray | None = None  # offline data: whether each row was held out of training
+
+
 class MatchOptDataModule(L.LightningDataModule):
     """Builds MATCH-OPT's trajectory batches from a task.
 
@@ -89,6 +127,12 @@ class MatchOptDataModule(L.LightningDataModule):
             ``random`` (the ablation: chains of random rows, so consecutive pairs are random pairs).
         binning: ``balanced`` (bin sizes differ by at most one) or ``last_takes_remainder`` (the
             official code: ``N // n_bins`` rows a bin, the top bin also takes the rest).
+        val_fraction: share of the offline rows held out for validation (0: none, train on every
+            row as the paper's code does), drawn by seed and stratified over the score; held out
+            before the percentile bins are built, never trained on nor searched from.
+        predict_path: designs for ``matchopt predict`` (NPZ array ``x`` or a CSV of design
+            columns, as for the ``files`` task; scores optional); None: the task's offline data.
+        predict_batch_size: designs per prediction batch.
     """
 
     def __init__(
@@ -101,6 +145,9 @@ class MatchOptDataModule(L.LightningDataModule):
         seed: int | None = None,
         pairing: str = "trajectories",
         binning: str = "balanced",
+        val_fraction: float = 0.1,
+        predict_path: str | None = None,
+        predict_batch_size: int = 4096,
     ) -> None:
         super().__init__()
         if pairing not in ("trajectories", "random"):
@@ -111,13 +158,19 @@ class MatchOptDataModule(L.LightningDataModule):
             raise ConfigError(f"data.trajectories_per_batch must be >= 1, got {trajectories_per_batch}")
         if binning not in BINNINGS:
             raise ConfigError(f"unknown data.binning {binning!r}; use one of {', '.join(BINNINGS)}")
+        if not 0 <= val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        if predict_batch_size < 1:
+            raise ConfigError(f"data.predict_batch_size must be >= 1, got {predict_batch_size}")
         self.save_hyperparameters()
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         self.task: Task = make_task(task, data_root, **(task_options or {}))  # cheap: reads no file
         self.task.use_run_seed(self.seed)
         self.n_bins, self.trajectories_per_batch, self.pairing = n_bins, trajectories_per_batch, pairing
-        self.binning = binning
+        self.binning, self.val_fraction = binning, val_fraction
+        self.predict_path, self.predict_batch_size = predict_path, predict_batch_size
         self._table: DesignTable | None = None
+        self.held_out = torch.empty(0, 0, dtype=torch.long)
 
     @property
     def input_dim(self) -> int:
@@ -127,14 +180,48 @@ class MatchOptDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._table is not None:
             return
+        y = torch.from_numpy(self.task.data.y)
+        self._build(held_out_trajectories(y, self.val_fraction, self.n_bins, split_generator(self.seed)))
+
+    def _build(self, held_out: torch.Tensor) -> None:
+        """Tables, normalizers and bins from the training rows: everything but ``held_out``."""
         data = self.task.data
         features = torch.from_numpy(self.task.to_features(data.x)).double()
         y = torch.from_numpy(data.y)
-        self.x_mean, self.x_std = features.mean(0), features.std(0).clamp_min(1e-6)
-        self.y_mean, self.y_std = y.mean(), y.std()
+        train = torch.ones(len(y), dtype=torch.bool)
+        train[held_out.flatten()] = False
+        if int(train.sum()) < self.n_bins:
+            raise DataError(
+                f"data.val_fraction={self.val_fraction} holds out {held_out.numel()} of {len(y)} rows, leaving "
+                f"{int(train.sum())} to train on, fewer than data.n_bins={self.n_bins}; lower either"
+            )
+        self.train_rows = train.nonzero().flatten()
+        train_features, train_y = features[self.train_rows], y[self.train_rows]
+        self.x_mean, self.x_std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+        self.y_mean, self.y_std = train_y.mean(), train_y.std()
         x_norm, y_norm = self.normalize_x(features).float(), ((y - self.y_mean) / self.y_std).float()
-        self.members, self.sizes = percentile_bins(y_norm, self.n_bins, self.binning)
-        self._table = DesignTable(x_norm, y_norm)
+        self.offline = DesignTable(x_norm, y_norm)  # every offline row, held-out ones included
+        self._table = DesignTable(x_norm[self.train_rows], y_norm[self.train_rows])
+        self.members, self.sizes = percentile_bins(self._table.y, self.n_bins, self.binning)
+        self.held_out = held_out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints, so validate / predict / search use the training run's split (and normalizers)."""
+        return {"task": self.task.name, "n_rows": len(self.offline), "held_out": self.held_out}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict["task"] != self.task.name:
+            raise ConfigError(
+                f"the checkpoint was trained on task {state_dict['task']!r}, not {self.task.name!r}: "
+                "pass the config it was trained with (its log dir's config.yaml)"
+            )
+        if state_dict["n_rows"] != len(self.offline):
+            raise DataError(
+                f"the checkpoint was trained on {state_dict['n_rows']} offline rows of {self.task.name!r}, "
+                f"this data has {len(self.offline)}: pass the data and data.task_options it was trained with"
+            )
+        if not torch.equal(state_dict["held_out"], self.held_out):
+            self._build(state_dict["held_out"])
 
     @property
     def table(self) -> DesignTable:
@@ -156,12 +243,54 @@ class MatchOptDataModule(L.LightningDataModule):
         sampler = TrajectorySampler(self.members, self.sizes, self.trajectories_per_batch, self.seed, self.pairing)
         return DataLoader(self.table, sampler=sampler, batch_size=None)
 
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.held_out.numel():
+            if self.trainer is not None and self.trainer.state.fn == "validate":
+                raise ConfigError(
+                    "no held-out rows to validate on: the surrogate was trained with data.val_fraction=0; "
+                    "train with data.val_fraction > 0, or score designs with known scores by matchopt predict"
+                )
+            return []  # no validation
+        sampler = FixedTrajectories(self.held_out, self.trajectories_per_batch)
+        return DataLoader(self.offline, sampler=sampler, batch_size=None)
+
+    def prediction_inputs(self) -> PredictionInputs:
+        """The designs ``matchopt predict`` scores: ``predict_path``, or the offline data (after ``setup``)."""
+        if self.predict_path is None:
+            held_out = np.zeros(len(self.offline), dtype=bool)
+            held_out[self.held_out.flatten().numpy()] = True
+            return PredictionInputs(self.task.data.x, self.task.data.y, "offline data", held_out=held_out)
+        x, y, columns = read_design_file(self.predict_path, require_y=False)
+        task, where = self.task, repr(str(self.predict_path))
+        if x.ndim < 2 or x.shape[1:] != task.design_shape:
+            got = x.shape[1:] if x.ndim >= 2 else "(none)"
+            raise DataError(
+                f"{where} holds designs of shape {got}, but task {task.name!r} has designs of shape "
+                f"{task.design_shape}: give one {'column' if columns else 'entry'} per design feature"
+            )
+        check_finite("predict_path", "x", x)
+        if task.is_discrete:
+            if not np.array_equal(x, np.round(x)) or x.min() < 0 or x.max() >= task.num_classes:
+                raise DataError(f"{where}: token designs must be integers in [0, {task.num_classes - 1}]")
+            x = x.astype(np.int64)
+        y = None if y is None else np.asarray(y, dtype=np.float64).reshape(len(x), -1)[:, 0]
+        return PredictionInputs(x, y, str(self.predict_path), columns=columns)
+
+    def predict_dataloader(self) -> DataLoader:
+        self.predict_inputs = self.prediction_inputs()
+        features = torch.from_numpy(self.task.to_features(self.predict_inputs.designs)).double()
+        return DataLoader(self.normalize_x(features).float(), batch_size=self.predict_batch_size)
+
     def search_start(self, n_designs: int, start: str, seed: int) -> torch.Tensor:
-        """z-scored starting points of the search: the top designs, random designs, or N(0, I)."""
+        """z-scored starting points of the search: the top training designs, random ones, or N(0, I).
+
+        Only ``top`` and ``random_data`` are bounded by the number of training rows.
+        """
         table = self.table
-        if n_designs > len(table):
+        if start in ("top", "random_data") and n_designs > len(table):
             raise ConfigError(
-                f"search.n_designs={n_designs} exceeds the {len(table)} offline designs; lower search.n_designs"
+                f"search.n_designs={n_designs} exceeds the {len(table)} offline designs trained on; "
+                "lower search.n_designs or use search.start random"
             )
         generator = torch.Generator().manual_seed(seed)
         if start == "top":

@@ -71,6 +71,33 @@ def sample_random_chains(n_rows: int, length: int, generator: torch.Generator) -
     return order[: (n_rows // length) * length].view(-1, length)
 
 
+def held_out_trajectories(
+    y: torch.Tensor, fraction: float, n_bins: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Rows held out for validation, as ``(T, m)`` monotone trajectories; ``(0, 0)`` for ``fraction=0``.
+
+    Rows sorted by score are cut into ``m = min(n_bins, fraction * N)`` equal-count strata and
+    ``T`` random rows are drawn from every stratum, so the held-out rows span the score range
+    evenly; trajectory ``t`` takes the ``t``-th draw of every stratum, so its scores never
+    decrease. ``T * m`` is ``fraction * N`` rounded to whole trajectories (at least one).
+    """
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0:
+        return torch.empty(0, 0, dtype=torch.long)
+    n = len(y)
+    length = max(2, min(n_bins, round(fraction * n)))
+    count = max(1, min(round(fraction * n / length), n // length))
+    strata = torch.tensor_split(torch.argsort(y, stable=True), length)
+    return torch.stack([s[torch.randperm(len(s), generator=generator)[:count]] for s in strata], dim=1)
+
+
+def split_generator(seed: int) -> torch.Generator:
+    """The held-out split's generator: its own stream (``spawn_key``), apart from the epochs' draws."""
+    state = np.random.SeedSequence(seed % 2**32, spawn_key=(1,)).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """A generator determined by ``(seed, epoch)`` alone: same draws on every rank and after resume."""
     state = np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1, dtype=np.uint64)[0]

@@ -39,6 +39,49 @@ def load_oracle(spec: str) -> Callable[[np.ndarray], np.ndarray]:
     return function
 
 
+def read_design_file(
+    path: str | os.PathLike, y_column: str = "y", require_y: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Designs, scores (None when absent and not required) and CSV feature names from an NPZ or CSV file.
+
+    The format of the ``files`` task, also read by ``matchopt predict``: NPZ arrays ``x`` and
+    ``y``; or a CSV with a header row, ``y_column`` holding the scores and every other column a
+    design feature.
+    """
+    path = Path(path).expanduser()
+    if path.suffix not in (".npz", ".csv"):
+        raise ConfigError(f"design file must be .npz (arrays x, y) or .csv, got {str(path)!r}")
+    if not path.is_file():
+        raise DataError(f"design file {str(path)!r} does not exist")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if "x" not in archive:
+                    raise DataError(f"{str(path)!r} has no array 'x'; save designs with np.savez(path, x=..., y=...)")
+                if require_y and "y" not in archive:
+                    raise DataError(f"{str(path)!r} has no array 'y'; save with np.savez(path, x=..., y=...)")
+                return archive["x"], (archive["y"] if "y" in archive else None), None
+        except (zipfile.BadZipFile, ValueError, OSError) as e:
+            raise DataError(f"cannot read {str(path)!r} ({e}): not a valid .npz file") from None
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    if require_y and y_column not in header:
+        raise DataError(f"{str(path)!r} has no {y_column!r} column (header: {header[:10]})")
+    names = [h for h in header if h != y_column]
+    if not names:
+        raise DataError(f"{str(path)!r} needs at least one design column besides {y_column!r}")
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except ValueError as e:
+        raise DataError(f"cannot parse {str(path)!r} as numbers: {e}") from None
+    if table.shape[1] != len(header):
+        raise DataError(f"{str(path)!r}: rows have {table.shape[1]} values but the header names {len(header)} columns")
+    if y_column not in header:
+        return table, None, names
+    y_at = header.index(y_column)
+    return np.delete(table, y_at, axis=1), table[:, y_at], names
+
+
 class FilesTask(Task):
     """Offline data from a file.
 
@@ -84,6 +127,11 @@ class FilesTask(Task):
     def design_shape(self) -> tuple[int, ...]:
         return self._design_shape
 
+    @property
+    def column_names(self) -> list[str] | None:
+        """A CSV's design column names (None for NPZ): the candidates and predictions tables reuse them."""
+        return [h for h in self._csv_header() if h != self.y_column] if self.path.suffix == ".csv" else None
+
     def oracle_unavailable(self) -> str | None:
         if self._oracle is None:
             return "files: no oracle given (data.task_options.oracle: 'package.module:function')"
@@ -116,19 +164,7 @@ class FilesTask(Task):
         return header
 
     def _load(self) -> OfflineData:
-        if self.path.suffix == ".csv":
-            header = self._csv_header()
-            try:
-                table = np.loadtxt(self.path, delimiter=",", skiprows=1, ndmin=2)
-            except ValueError as e:
-                raise DataError(f"cannot parse {str(self.path)!r} as numbers: {e}") from None
-            y_at = header.index(self.y_column)
-            x, y = np.delete(table, y_at, axis=1), table[:, y_at]
-        else:
-            with np.load(self.path, allow_pickle=False) as archive:
-                if "y" not in archive:
-                    raise DataError(f"{str(self.path)!r} has no array 'y'; save with np.savez(path, x=..., y=...)")
-                x, y = archive["x"], archive["y"]
+        x, y, _ = read_design_file(self.path, self.y_column)
         if self.num_classes is not None:
             if not np.array_equal(x, np.round(x)) or x.min() < 0 or x.max() >= self.num_classes:
                 raise DataError(f"token designs must be integers in [0, {self.num_classes - 1}] (num_classes)")
