@@ -56,6 +56,28 @@ class SearchResults(Metric):
         return {name: dim_zero_cat(getattr(self, name)) for name in self.NAMES}
 
 
+class PairedValues(Metric):
+    """Pairs of values (a prediction and its target, an index and its prediction) gathered across ranks.
+
+    ``compute()`` is a collective under DDP (every rank must call it); it returns both
+    gathered ``(N,)`` tensors, paired in the same order.
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("first", default=[], dist_reduce_fx="cat")
+        self.add_state("second", default=[], dist_reduce_fx="cat")
+
+    def update(self, first: torch.Tensor, second: torch.Tensor) -> None:
+        self.first.append(first.detach().reshape(-1).double())
+        self.second.append(second.detach().reshape(-1).double())
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return dim_zero_cat(self.first), dim_zero_cat(self.second)
+
+
 def gradient_errors(predicted: torch.Tensor, true: torch.Tensor, eps: float = 1e-12) -> dict[str, float]:
     """How well a surrogate's gradient field matches the true one, over ``(N, d)`` gradients.
 

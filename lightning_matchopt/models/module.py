@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import lightning as L
 import torch
+from torchmetrics import MeanMetric, PearsonCorrCoef, SpearmanCorrCoef
 
+from lightning_matchopt import pictures
 from lightning_matchopt.errors import ConfigError
+from lightning_matchopt.metrics import PairedValues
 from lightning_matchopt.models.losses import (
     QUADRATURES,
     conservative_penalty,
@@ -34,7 +38,9 @@ class MatchOptModule(L.LightningModule):
     Under DDP every rank receives the same trajectory batch and computes an equal share of its
     pairs and points; losses are sums scaled so that DDP's gradient average equals the
     one-process gradient of the whole batch. The optimizer step is therefore the same on any
-    number of processes, and the learning rate needs no scaling.
+    number of processes, and the learning rate needs no scaling. Validation splits the held-out
+    trajectories the same way and gathers its metrics with torchmetrics; it needs no autograd
+    (the MLP's directional derivatives are plain tensor algebra), so it runs under inference mode.
 
     Args:
         input_dim: surrogate input width (linked from the data module by the CLI).
@@ -87,6 +93,14 @@ class MatchOptModule(L.LightningModule):
         self.surrogate = MLPSurrogate(input_dim, hidden_dims, negative_slope)
         self._loss_names = ("loss", "loss_gm", "loss_reg", "loss_cons")
         self._epoch_sums, self._epoch_steps = torch.zeros(len(self._loss_names)), 0
+        # Held-out metrics, synced across processes; z-scored units like the training losses.
+        self.val_loss_gm, self.val_loss_reg = MeanMetric(), MeanMetric()
+        with warnings.catch_warnings():  # it keeps every held-out prediction: a few thousand numbers
+            warnings.filterwarnings("ignore", "Metric `SpearmanCorrcoef` will save all targets")
+            self.val_spearman = SpearmanCorrCoef()
+        self.val_pearson = PearsonCorrCoef()
+        self.val_points = PairedValues()  # predicted and true held-out scores, for the scatter plot
+        self.trained_epochs = 0  # of the loaded checkpoint: the step of a search from it
 
     def __setattr__(self, name: str, value: object) -> None:
         # Lightning sets ``_current_fx_name`` twice around each of the ~20 hook calls of a
@@ -142,6 +156,45 @@ class MatchOptModule(L.LightningModule):
             weight = {"loss_gm": self.hparams.gm_weight, "loss_cons": self.hparams.conservative_weight}.get(name, 1)
             if weight > 0:
                 self.log(f"train/{name}", value, sync_dist=True)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch  # held-out trajectories: (trajectories, m, d), (trajectories, m)
+        d = x.shape[-1]
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
+        pairs = _share(x.shape[0] * (x.shape[1] - 1), rank, world)
+        x_u, x_v = x[:, :-1].reshape(-1, d)[pairs], x[:, 1:].reshape(-1, d)[pairs]
+        y_u, y_v = y[:, :-1].reshape(-1)[pairs], y[:, 1:].reshape(-1)[pairs]
+        points = _share(x.shape[0] * x.shape[1], rank, world)
+        x_points, y_points = x.reshape(-1, d)[points], y.reshape(-1)[points]
+        if len(x_u):
+            self.val_loss_gm.update(self._matching_sum(x_u, x_v, y_u, y_v) / len(x_u), len(x_u))
+        if len(x_points):
+            predictions = self.surrogate(x_points)
+            self.val_loss_reg.update(((predictions - y_points) ** 2).mean(), len(x_points))
+            self.val_spearman.update(predictions, y_points)
+            self.val_pearson.update(predictions, y_points)
+            self.val_points.update(predictions, y_points)
+        for name in ("loss_gm", "loss_reg", "spearman", "pearson"):
+            self.log(f"val/{name}", getattr(self, f"val_{name}"), on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        # One picture per run (the last epoch's, or matchopt validate's), not one per epoch.
+        trainer = self.trainer
+        last = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+        if not trainer.sanity_checking and (trainer.state.fn == "validate" or last):
+            predicted, true = self.val_points.compute()  # a collective: every rank
+            if trainer.is_global_zero:
+                step = trainer.global_step
+                pictures.log_scatter(trainer, "val/predicted_vs_true", true, predicted, step,
+                                     "true score (z-scored)", "predicted score (z-scored)")
+        self.val_points.reset()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.trained_epochs = int(checkpoint.get("epoch", 0))
+
+    def predict_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        """The surrogate's scores of z-scored designs; the prediction writer maps them back to score units."""
+        return self.surrogate(batch)
 
     def _matching_sum(self, x_u, x_v, y_u, y_v) -> torch.Tensor:
         if self.hparams.quadrature == "exact":
