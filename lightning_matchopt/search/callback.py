@@ -13,10 +13,13 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+from lightning_matchopt import pictures
 from lightning_matchopt.atomic import write_atomic
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.metrics import SearchResults, percentile_scores
 from lightning_matchopt.search.ascent import gradient_ascent
+from lightning_matchopt.search.candidates import count_unique_and_novel, describe_candidates
+from lightning_matchopt.tables import design_columns, write_csv
 
 
 class DesignSearch(Callback):
@@ -24,8 +27,10 @@ class DesignSearch(Callback):
 
     Designs are split across ranks; each rank searches and asks the oracle about its own share
     (so the oracle sees each design once), the results are gathered with a torchmetrics state
-    that every rank computes, and rank zero logs and writes ``results.json`` and
-    ``designs.npz`` (atomically) into the logger's log dir.
+    that every rank computes, and rank zero logs and writes ``results.json``, ``designs.npz`` and
+    ``candidates.csv`` (atomically) into the logger's log dir. TensorBoard also gets a histogram
+    of the candidates' scores and a predicted-vs-oracle scatter plot at every search, and the
+    HPARAMS tab (settings beside the final scores) at the final one.
 
     Args:
         n_designs: number of candidates (Design-Bench: 128).
@@ -38,6 +43,9 @@ class DesignSearch(Callback):
         trace_every: in the final search, also score the designs every k ascent steps (0: off),
             for the score-against-step curve (``search_path/*``, ``trace`` in ``results.json``).
             Each traced step costs one more oracle call per design.
+        drop_duplicates: keep only the first of identical candidates (token designs: the argmax
+            often maps several searched logit vectors to one sequence) in the written files and
+            the scores; ``n_unique`` and ``n_novel`` in ``results.json`` count them either way.
     """
 
     def __init__(
@@ -49,6 +57,7 @@ class DesignSearch(Callback):
         every_n_epochs: int = 0,
         seed: int | None = None,
         trace_every: int = 0,
+        drop_duplicates: bool = False,
     ) -> None:
         if n_designs < 1 or steps < 0 or every_n_epochs < 0 or trace_every < 0:
             raise ConfigError(
@@ -61,6 +70,7 @@ class DesignSearch(Callback):
             raise ConfigError(f"unknown search.start {start!r}; use 'top', 'random_data' or 'random'")
         self.n_designs, self.steps, self.lr, self.start = n_designs, steps, lr, start
         self.every_n_epochs, self.seed, self.trace_every = every_n_epochs, seed, trace_every
+        self.drop_duplicates = drop_duplicates
         self.history: list[dict[str, Any]] = []
         self._results = SearchResults(sync_on_compute=True)
 
@@ -69,6 +79,9 @@ class DesignSearch(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        pictures.quiet_default_hp_metric(trainer)  # the final search writes the HPARAMS session
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         reason = trainer.datamodule.task.oracle_unavailable()
@@ -124,6 +137,12 @@ class DesignSearch(Callback):
         )
         gathered = {k: v.cpu() for k, v in self._results.compute().items()}
         self._results.reset()
+        candidates = self._describe(datamodule, gathered["features"])
+        counts = count_unique_and_novel(candidates)
+        if self.drop_duplicates:
+            keep = torch.from_numpy(~candidates["duplicate"])
+            gathered = {k: v[keep] for k, v in gathered.items()}
+            candidates = {k: v[keep.numpy()] for k, v in candidates.items()}
 
         summary = {
             "task": task.name,
@@ -134,8 +153,9 @@ class DesignSearch(Callback):
             "predicted_mean": float(task.normalize_score(gathered["predictions"].numpy()).mean()),
             "n_designs": self.n_designs,
             "n_failed": int((~torch.isfinite(gathered["scores"])).sum()),
+            **counts,
             "d_best": datamodule.best_offline_score(),
-            "search": {"steps": self.steps, "lr": lr, "start": self.start},
+            "search": {"steps": self.steps, "lr": lr, "start": self.start, "drop_duplicates": self.drop_duplicates},
         }
         if final:
             summary["random_designs"] = datamodule.random_designs_reference(self.n_designs)
@@ -146,11 +166,34 @@ class DesignSearch(Callback):
         self.history.append(summary)
         out = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a broadcast: all ranks ask
         if trainer.is_global_zero:
-            self._report(trainer, out, summary, gathered, task)
+            self._report(trainer, out, summary, gathered, task, candidates)
         trainer.strategy.barrier("design_search")
         return summary
 
-    def _report(self, trainer: L.Trainer, out: Path, summary: dict, gathered: dict[str, torch.Tensor], task) -> None:
+    def _write_hparams(self, trainer: L.Trainer, summary: dict) -> None:
+        """The HPARAMS tab: model, data and search settings beside the final search's and validation's scores."""
+        params = {
+            "model": dict(trainer.lightning_module.hparams),
+            "data": dict(trainer.datamodule.hparams),
+            "search": {"n_designs": self.n_designs, **summary["search"], "seed": summary["seed"]},
+        }
+        tags = [f"search/{k}" for k in ("score_100th", "score_50th", "score_mean", "predicted_mean")]
+        tags += sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
+        pictures.write_hparams(trainer, params, tags)
+
+    @staticmethod
+    def _describe(datamodule, features: torch.Tensor) -> dict[str, np.ndarray]:
+        """Duplicates, novelty and distance to the offline data (all offline rows, held-out ones included)."""
+        task = datamodule.task
+        return describe_candidates(
+            task.from_features(features.numpy()), task.data.x,
+            datamodule.normalize_x(features.double()), datamodule.offline.x, task.is_discrete,
+        )
+
+    def _report(
+        self, trainer: L.Trainer, out: Path, summary: dict, gathered: dict[str, torch.Tensor], task,
+        candidates: dict[str, np.ndarray],
+    ) -> None:
         metrics = {f"search/{k}": summary[k] for k in ("score_100th", "score_50th", "score_mean", "score_std")}
         metrics["search/predicted_mean"] = summary["predicted_mean"]
         metrics["search/n_failed"] = summary["n_failed"]
@@ -172,8 +215,23 @@ class DesignSearch(Callback):
             "scores": gathered["scores"].numpy(),
             "normalized_scores": gathered["normalized"].numpy(),
             "predictions": gathered["predictions"].numpy(),
+            "normalized_predictions": task.normalize_score(gathered["predictions"].numpy()),
+            **candidates,
         }
         write_atomic(out / "designs.npz", lambda f: np.savez(f, **arrays), ".npz")
+        write_csv(out / "candidates.csv", {
+            **design_columns(arrays["designs"], getattr(task, "column_names", None)),
+            "prediction": arrays["predictions"],
+            "score": arrays["scores"],
+            "normalized_prediction": arrays["normalized_predictions"],
+            "normalized_score": arrays["normalized_scores"],
+            **candidates,
+        })
+        pictures.log_search_pictures(trainer, summary["epoch"], arrays["normalized_scores"], arrays["normalized_predictions"])
+        if summary["final"]:
+            self._write_hparams(trainer, summary)
+        for logger in trainer.loggers:
+            logger.save()
         results = {**summary, "history": self.history}
         write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()), ".json")
         if summary["final"]:

@@ -1,0 +1,64 @@
+"""What a person needs to know about each candidate before using it (pure functions of arrays).
+
+The argmax of token logits often maps several searched designs to one sequence, and a search
+can end on a design the data already holds; neither is worth a lab's time twice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Round-trip error of z-scoring a design and back (float32 features): below it, "the same design".
+SAME_DESIGN_TOLERANCE = 1e-5
+
+
+def nearest_distances(candidates: torch.Tensor, offline: torch.Tensor, p: float, chunk_elements: int = 2**22) -> torch.Tensor:
+    """Distance from each candidate row to its nearest offline row, in chunks that bound memory.
+
+    ``p=0`` counts differing entries (Hamming distance on tokens), ``p=2`` is Euclidean.
+    """
+    if len(offline) == 0:
+        return torch.full((len(candidates),), float("inf"), dtype=torch.float64)
+    step = max(1, chunk_elements // len(offline))
+    offline = offline.double()
+    return torch.cat([torch.cdist(part.double(), offline, p=p).min(dim=1).values for part in candidates.split(step)])
+
+
+def describe_candidates(
+    designs: np.ndarray,
+    offline_designs: np.ndarray,
+    features: torch.Tensor,
+    offline_features: torch.Tensor,
+    discrete: bool,
+) -> dict[str, np.ndarray]:
+    """Per candidate: ``duplicate``, ``in_offline`` and ``nearest_offline_distance``.
+
+    ``duplicate``: an identical candidate comes earlier in the list (the first copy is kept as
+    the original). ``nearest_offline_distance``: for token designs the number of positions that
+    differ from the closest offline sequence (0: it is in the data); for vectors the Euclidean
+    distance in z-scored feature space (``features``, ``offline_features``: the space the search
+    moves in, one unit = one standard deviation of the data), where a design within
+    ``SAME_DESIGN_TOLERANCE`` counts as in the data.
+    """
+    flat = np.asarray(designs).reshape(len(designs), -1)
+    _, first = np.unique(flat, axis=0, return_index=True)
+    duplicate = np.ones(len(flat), dtype=bool)
+    duplicate[first] = False
+    if discrete:
+        distance = nearest_distances(torch.as_tensor(flat), torch.as_tensor(np.asarray(offline_designs).reshape(len(offline_designs), -1)), p=0)
+        in_offline = distance == 0
+    else:
+        distance = nearest_distances(features, offline_features, p=2)
+        in_offline = distance <= SAME_DESIGN_TOLERANCE
+    return {
+        "duplicate": duplicate,
+        "in_offline": in_offline.numpy(),
+        "nearest_offline_distance": distance.numpy(),
+    }
+
+
+def count_unique_and_novel(candidates: dict[str, np.ndarray]) -> dict[str, int]:
+    """``n_unique`` distinct candidates, of which ``n_novel`` are not in the offline data."""
+    unique = ~candidates["duplicate"]
+    return {"n_unique": int(unique.sum()), "n_novel": int((unique & ~candidates["in_offline"]).sum())}
