@@ -1,30 +1,53 @@
 """The command line: LightningCLI with MATCH-OPT's pieces wired together.
 
 ``matchopt fit --config configs/tfbind8.yaml`` (or ``python -m lightning_matchopt``). The search
-callback is configured under ``search.*``, checkpointing under ``checkpoint.*``; the surrogate's
-input width is linked from the task, never set by hand.
+callback is configured under ``search.*``, checkpointing under ``checkpoint.*``, the prediction
+writer under ``prediction.*``; the surrogate's input width is linked from the task, never set by
+hand. After ``fit``, a checkpoint is validated (``validate``), scores designs (``predict``) or is
+searched again (``search``); the checkpoint's own hyperparameters define its network.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from lightning_matchopt.checkpoints import (
+    check_input_width,
+    latest_checkpoint,
+    read_hyperparameters,
+    resolve_checkpoint,
+)
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import MatchOptError
 from lightning_matchopt.models import MatchOptModule
+from lightning_matchopt.predict import PredictionWriter
 from lightning_matchopt.search import DesignSearch
+from lightning_matchopt.trainer import MatchOptTrainer
+
+FROM_CHECKPOINT = ("validate", "predict", "search")  # subcommands that use a trained surrogate
 
 
 class MatchOptCLI(LightningCLI):
-    """LightningCLI with the search callback, last-checkpoint saving and ``--ckpt_path last`` resume."""
+    """LightningCLI with the search callback, last-checkpoint saving, ``--ckpt_path last`` resume and ``search``."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """``fit``, ``validate``, ``predict`` and ``search`` (``test``: the module has no test step)."""
+        skip = {"model", "dataloaders", "datamodule"}
+        return {
+            "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
+            "validate": skip,
+            "predict": skip,
+            "search": {"model", "datamodule"},
+        }
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(DesignSearch, "search")
+        parser.add_lightning_class_args(PredictionWriter, "prediction")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
@@ -33,6 +56,19 @@ class MatchOptCLI(LightningCLI):
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             _resume_in_latest_version(config)
+        if self.subcommand in FROM_CHECKPOINT:
+            path = resolve_checkpoint(config.get("ckpt_path"), config.trainer.get("default_root_dir"), self.subcommand)
+            config.ckpt_path = str(path)
+            self._checkpoint_hparams = read_hyperparameters(path)
+            for key, value in self._checkpoint_hparams.items():  # the checkpoint defines its network
+                if key in config.model and key != "input_dim":
+                    config.model[key] = value
+
+    def _check_checkpoint(self) -> None:
+        path = self.config[self.subcommand].ckpt_path
+        check_input_width(path, self._checkpoint_hparams, self.datamodule.task.name, self.datamodule.input_dim)
+
+    before_validate = before_predict = before_search = _check_checkpoint
 
 
 def _resume_in_latest_version(config) -> None:
@@ -45,16 +81,15 @@ def _resume_in_latest_version(config) -> None:
     trainer = config.trainer
     if trainer.get("logger") not in (None, True):
         return  # a user-configured logger decides its own version
-    root = Path(trainer.get("default_root_dir") or ".") / "lightning_logs"
-    found = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
+    found = latest_checkpoint(trainer.get("default_root_dir"))
+    if found is None:
         return  # Lightning warns that there is nothing to resume and starts fresh
-    config.ckpt_path = str(found[-1])
+    config.ckpt_path = str(found)
     from jsonargparse import Namespace
 
     trainer.logger = Namespace(
         class_path="lightning.pytorch.loggers.TensorBoardLogger",
-        init_args=Namespace(save_dir=str(root.parent), name="lightning_logs", version=found[-1].parent.parent.name),
+        init_args=Namespace(save_dir=str(found.parents[3]), name="lightning_logs", version=found.parent.parent.name),
     )
 
 
@@ -78,6 +113,7 @@ def main(args: list[str] | None = None) -> None:
         MatchOptCLI(
             MatchOptModule,
             MatchOptDataModule,
+            trainer_class=MatchOptTrainer,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             args=args,
