@@ -10,6 +10,7 @@ searched again (``search``); the checkpoint's own hyperparameters define its net
 from __future__ import annotations
 
 import sys
+import warnings
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -22,7 +23,7 @@ from lightning_matchopt.checkpoints import (
     resolve_checkpoint,
 )
 from lightning_matchopt.data import MatchOptDataModule
-from lightning_matchopt.errors import MatchOptError
+from lightning_matchopt.errors import ConfigError, MatchOptError
 from lightning_matchopt.models import MatchOptModule
 from lightning_matchopt.predict import PredictionWriter
 from lightning_matchopt.search import DesignSearch
@@ -49,14 +50,35 @@ class MatchOptCLI(LightningCLI):
         parser.add_lightning_class_args(DesignSearch, "search")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
+        parser.set_defaults({
+            # checkpoint.*: last.ckpt after every epoch, as its only top-1 file. (save_last alone no longer
+            # does it: since Lightning 2.6, last.ckpt is written only when a top-k file is, or at the end.)
+            "checkpoint.save_top_k": 1,
+            "checkpoint.filename": "last",
+            "checkpoint.save_last": False,
+            # best_checkpoint.*: the best epoch by a validation metric, off until save_top_k > 0.
+            "best_checkpoint.monitor": "val/spearman",
+            "best_checkpoint.mode": "max",
+            "best_checkpoint.save_top_k": 0,
+            "best_checkpoint.filename": "best-epoch={epoch}",
+            "best_checkpoint.auto_insert_metric_name": False,
+        })
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        if config.checkpoint.get("monitor"):
+            raise ConfigError(
+                "checkpoint.* keeps last.ckpt, the last epoch; to keep the best epoch by a metric, set "
+                "best_checkpoint.monitor and best_checkpoint.save_top_k (configs/checkpoint/best_val_spearman.yaml)"
+            )
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             _resume_in_latest_version(config)
         if self.subcommand in FROM_CHECKPOINT:
+            # Lightning restores the checkpoint's callback states in every stage; outside fit the
+            # checkpoint callbacks write nothing, so their note that the folder changed is noise.
+            warnings.filterwarnings("ignore", "The dirpath has changed from")
             path = resolve_checkpoint(config.get("ckpt_path"), config.trainer.get("default_root_dir"), self.subcommand)
             config.ckpt_path = str(path)
             self._checkpoint_hparams = read_hyperparameters(path)

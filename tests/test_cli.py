@@ -68,7 +68,7 @@ def test_entry_point_help_and_print_config():
         (["--model.lr=-1"], "model.lr must be > 0, got -1"),
         (["--trainer.max_epochs=-5"], "max_epochs"),
         (["--data.n_bins=1000"], "fewer than n_bins=1000"),
-        (["--search.n_designs=5000"], "search.n_designs=5000 exceeds the 200 offline designs"),
+        (["--search.n_designs=5000"], "search.n_designs=5000 exceeds the 184 offline designs trained on"),
         (
             ["--data.task=tfbind8", "--data.task_options=null", "--data.data_root=/nonexistent"],
             "data root '/nonexistent' is not a directory",

@@ -76,18 +76,19 @@ def held_out_trajectories(
 ) -> torch.Tensor:
     """Rows held out for validation, as ``(T, m)`` monotone trajectories; ``(0, 0)`` for ``fraction=0``.
 
-    Rows sorted by score are cut into ``m = min(n_bins, fraction * N)`` equal-count strata and
-    ``T`` random rows are drawn from every stratum, so the held-out rows span the score range
-    evenly; trajectory ``t`` takes the ``t``-th draw of every stratum, so its scores never
-    decrease. ``T * m`` is ``fraction * N`` rounded to whole trajectories (at least one).
+    ``T * m`` is about ``fraction * N``: ``T = round(fraction * N / n_bins)`` trajectories (at
+    least one) of ``m <= n_bins`` rows. Rows sorted by score are cut into ``m`` equal-count strata
+    and ``T`` random rows are drawn from each, so the held-out rows span the score range evenly;
+    trajectory ``t`` takes the ``t``-th draw of every stratum, so its scores never decrease.
     """
     if not 0 <= fraction < 1:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {fraction}")
     if fraction == 0:
         return torch.empty(0, 0, dtype=torch.long)
     n = len(y)
-    length = max(2, min(n_bins, round(fraction * n)))
-    count = max(1, min(round(fraction * n / length), n // length))
+    count = max(1, round(fraction * n / n_bins))
+    length = max(2, min(n_bins, round(fraction * n / count)))
+    count = min(count, n // length)
     strata = torch.tensor_split(torch.argsort(y, stable=True), length)
     return torch.stack([s[torch.randperm(len(s), generator=generator)[:count]] for s in strata], dim=1)
 

@@ -190,7 +190,10 @@ class MatchOptModule(L.LightningModule):
         self.val_points.reset()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.trained_epochs = int(checkpoint.get("epoch", 0))
+        # Epochs whose steps these weights hold (Lightning's "processed" count; "epoch" is one less
+        # in a checkpoint saved at an epoch's end): the epoch a search in fit would report.
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+        self.trained_epochs = int(progress.get("processed", checkpoint.get("epoch", 0)))
 
     def predict_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         """The surrogate's scores of z-scored designs; the prediction writer maps them back to score units."""

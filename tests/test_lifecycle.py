@@ -1,0 +1,174 @@
+"""The life of a surrogate after fit: validate it, score designs with it, search with it again."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from conftest import REPO, TINY_CONFIG
+from lightning_matchopt.cli import main
+from lightning_matchopt.data.trajectories import held_out_trajectories, split_generator
+from lightning_matchopt.search.candidates import count_unique_and_novel, describe_candidates
+from test_cli import run_cli
+
+BEST = REPO / "configs" / "checkpoint" / "best_val_spearman.yaml"
+
+
+def matchopt(root, *args):
+    main([*args[:1], "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={root}", *args[1:]])
+    return max(root.glob("lightning_logs/version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny fit that also keeps the best checkpoint by val/spearman."""
+    root = tmp_path_factory.mktemp("fit")
+    return root, matchopt(root, "fit", "--config", str(BEST), "--trainer.max_epochs=3")
+
+
+def events(log_dir):
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"images": 0, "histograms": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_held_out_rows_are_stratified_monotone_seeded_and_disjoint():
+    y = torch.randn(1000, dtype=torch.float64)
+    held = held_out_trajectories(y, 0.1, 64, split_generator(0))
+    assert held.shape == (2, 50)  # 10% of 1000 = 100 rows = 2 trajectories of 50 (fewer rows than bins)
+    assert held.unique().numel() == held.numel()
+    assert (y[held].diff(dim=1) >= 0).all()  # every trajectory climbs
+    ranks = y.argsort().argsort()[held.flatten()]  # one row from every 2% of the ranks
+    assert sorted((ranks // 20).tolist()) == [b for b in range(50) for _ in range(2)]
+    assert torch.equal(held, held_out_trajectories(y, 0.1, 64, split_generator(0)))
+    assert not torch.equal(held, held_out_trajectories(y, 0.1, 64, split_generator(1)))
+    assert held_out_trajectories(y, 0.0, 64, split_generator(0)).numel() == 0
+
+
+def test_candidates_know_duplicates_the_data_and_distances():
+    offline = np.array([[0, 1, 2], [3, 3, 3]])
+    designs = np.array([[0, 1, 2], [0, 1, 3], [0, 1, 3], [2, 2, 2]])
+    table = describe_candidates(designs, offline, None, None, discrete=True)
+    assert table["duplicate"].tolist() == [False, False, True, False]
+    assert table["in_offline"].tolist() == [True, False, False, False]
+    assert table["nearest_offline_distance"].tolist() == [0, 1, 1, 2]  # positions that differ
+    assert count_unique_and_novel(table) == {"n_unique": 3, "n_novel": 2}
+    vectors = describe_candidates(np.eye(2), None, torch.tensor([[3.0, 4.0]]), torch.zeros(1, 2), discrete=False)
+    assert vectors["nearest_offline_distance"].tolist() == [5.0]
+
+
+def test_fit_validates_on_held_out_rows_and_writes_pictures_and_hparams(trained):
+    _, log_dir = trained
+    acc = events(log_dir)
+    tags = acc.Tags()
+    assert {"val/loss_gm", "val/loss_reg", "val/spearman", "val/pearson"} <= set(tags["scalars"])
+    assert len(acc.Scalars("val/spearman")) == 3  # once per epoch
+    assert set(tags["histograms"]) == {"search/normalized_scores", "search/normalized_predictions"}
+    assert set(tags["images"]) == {"search/predicted_vs_oracle", "val/predicted_vs_true"}
+    assert len(acc.Images("val/predicted_vs_true")) == 1  # the last epoch's, not one per epoch
+    assert [e.step for e in acc.Images("search/predicted_vs_oracle")] == [1, 2, 3]  # one per search
+    content = acc.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} >= {"search/score_100th", "val/spearman"}
+    assert {"model/lr", "data/val_fraction", "search/n_designs"} <= {h.name for h in experiment.hparam_infos}
+    assert "hp_metric" not in tags["scalars"]  # Lightning's placeholder session is not written
+
+
+def test_candidates_table_beside_the_designs(trained):
+    _, log_dir = trained
+    designs = np.load(log_dir / "designs.npz")
+    results = json.loads((log_dir / "results.json").read_text())
+    assert {"duplicate", "in_offline", "nearest_offline_distance", "normalized_predictions"} <= set(designs)
+    assert results["n_unique"] == int((~designs["duplicate"]).sum()) and results["n_novel"] <= results["n_unique"]
+    header = (log_dir / "candidates.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["x0", "x1", "x2", "x3"] and {"prediction", "score", "in_offline"} <= set(header)
+    table = np.genfromtxt(log_dir / "candidates.csv", delimiter=",", names=True)
+    assert np.allclose(table["score"], designs["scores"]) and len(table) == 16
+
+
+def test_validate_gives_the_last_epochs_metrics_with_and_without_inference_mode(trained, capsys):
+    root, log_dir = trained
+    logged = events(log_dir).Scalars("val/spearman")[-1].value
+    for mode in ("true", "false"):  # validation needs no autograd: both paths work
+        out = matchopt(root, "validate", f"--ckpt_path={log_dir}/checkpoints/last.ckpt", f"--trainer.inference_mode={mode}")
+        assert events(out).Scalars("val/spearman")[0].value == pytest.approx(logged, abs=1e-6)
+    assert "val/spearman" in capsys.readouterr().out
+
+
+def test_predict_scores_offline_rows_and_a_file_in_score_units(trained, tmp_path):
+    root, log_dir = trained
+    out = matchopt(root, "predict", "--ckpt_path=last")
+    offline = np.load(out / "predictions.npz")
+    assert offline["designs"].shape == (200, 4) and offline["held_out"].sum() == 16
+    # Held-out rows, predicted with the checkpoint's split: their rank correlation is val/spearman's.
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(offline["predictions"][offline["held_out"]], offline["y"][offline["held_out"]])[0]
+    assert rho == pytest.approx(events(log_dir).Scalars("val/spearman")[-1].value, abs=1e-5)
+
+    np.savetxt(tmp_path / "mine.csv", offline["designs"][:5], delimiter=",", header="a,b,c,d", comments="")
+    out = matchopt(root, "predict", "--ckpt_path=last", f"--data.predict_path={tmp_path / 'mine.csv'}")
+    mine = (out / "predictions.csv").read_text().splitlines()
+    assert mine[0] == "a,b,c,d,prediction,normalized_prediction" and len(mine) == 6
+    assert np.allclose(np.load(out / "predictions.npz")["predictions"], offline["predictions"][:5], atol=1e-5)
+
+
+def test_search_from_checkpoint_reproduces_the_final_search(trained):
+    root, log_dir = trained
+    out = matchopt(root, "search", f"--ckpt_path={log_dir}/checkpoints/last.ckpt")
+    fit, again = (json.loads((d / "results.json").read_text()) for d in (log_dir, out))
+    for key in ("score_100th", "score_50th", "score_mean", "predicted_mean", "n_unique", "epoch", "search"):
+        assert again[key] == fit[key], key
+    assert [h["epoch"] for h in again["history"]] == [3]  # the training run's searches stay in its own log dir
+    first, second = np.load(log_dir / "designs.npz"), np.load(out / "designs.npz")
+    for key in ("designs", "scores", "predictions", "nearest_offline_distance"):
+        assert np.array_equal(first[key], second[key]), key
+
+
+def test_search_from_the_best_checkpoint_with_many_random_starts(trained):
+    root, log_dir = trained
+    (best,) = (log_dir / "checkpoints").glob("best-epoch=*.ckpt")
+    out = matchopt(root, "search", f"--ckpt_path={best}", "--search.n_designs=1000", "--search.start=random",
+                   "--search.steps=5", "--search.drop_duplicates=true")
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_designs"] == 1000 and results["search"]["start"] == "random"  # 5x the 200 offline rows
+    assert np.load(out / "designs.npz")["designs"].shape == (results["n_unique"], 4)
+    assert results["epoch"] == int(best.stem.split("=")[1]) + 1  # epochs trained; the file name counts from 0
+
+
+def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
+    root, log_dir = trained
+    last = log_dir / "checkpoints" / "last.ckpt"
+    np.savetxt(tmp_path / "wide.csv", np.ones((3, 5)), delimiter=",", header="a,b,c,d,e", comments="")
+    cases = [
+        (["search", f"--ckpt_path={tmp_path / 'nope.ckpt'}"], f"checkpoint '{tmp_path / 'nope.ckpt'}' does not exist"),
+        (["validate"], "matchopt validate needs --ckpt_path"),
+        (["predict", f"--ckpt_path={last}", f"--data.predict_path={tmp_path / 'wide.csv'}"],
+         "holds designs of shape (5,), but task 'shekel' has designs of shape (4,)"),
+        (["validate", f"--ckpt_path={last}", "--data.task=ackley", "--data.task_options={dim: 4}"],
+         "the checkpoint was trained on task 'shekel', not 'ackley'"),
+        (["validate", f"--ckpt_path={last}", "--data.val_fraction=0"], None),  # the checkpoint's split wins
+    ]
+    for args, message in cases:
+        if message is None:
+            matchopt(root, *args)
+            continue
+        with pytest.raises(SystemExit) as exit_info:
+            matchopt(root, *args)
+        assert exit_info.value.code == 2
+        last_line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last_line.startswith("matchopt: error: ") and message in last_line, last_line
+
+
+def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
+    _, log_dir = trained
+    result = run_cli("predict", "--config", str(TINY_CONFIG), "--data.task=ackley", "--data.task_options={dim: 6}",
+                     f"--ckpt_path={log_dir / 'checkpoints' / 'last.ckpt'}", f"--trainer.default_root_dir={log_dir}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"matchopt: error: checkpoint '{log_dir / 'checkpoints' / 'last.ckpt'}' takes inputs of width 4, but task "
+        "'ackley' has width 6: it was trained on another task; pass the config it was trained with (its log dir's config.yaml)"
+    )
