@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import TINY_CONFIG
 from lightning_matchopt import DesignSearch, MatchOptDataModule, MatchOptModule
 from lightning_matchopt.tasks import Shekel
+from lightning_matchopt.cli import main
 from test_cli import EXPECTED_TAGS, log_dir, run_cli
 
 
@@ -40,7 +41,21 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         acc.Reload()
     (l1, l2) = ([e.value for e in acc.Scalars("train/loss")] for acc in losses)
     assert np.allclose(l1, l2, rtol=1e-4)  # the synced loss is the whole-batch loss
+    for tag in ("val/loss_gm", "val/loss_reg", "val/spearman", "val/pearson"):  # held-out rows split, then synced
+        v1, v2 = ([e.value for e in acc.Scalars(tag)] for acc in losses)
+        assert len(v1) == 2 and np.allclose(v1, v2, atol=1e-4), (tag, v1, v2)
     assert len(list(ddp.parent.glob("version_*"))) == 1  # files written once, by rank zero
+    assert np.array_equal(d_one["duplicate"], d_two["duplicate"]) and (ddp / "candidates.csv").is_file()
+
+    # Prediction on two processes: each predicts a share of the rows; rank zero writes them all, in order.
+    checkpoint = f"--ckpt_path={ddp / 'checkpoints' / 'last.ckpt'}"
+    two = run_cli("predict", "--config", str(TINY_CONFIG), checkpoint, f"--trainer.default_root_dir={tmp_path / 'p2'}",
+                  "--trainer.devices=2", "--trainer.strategy=ddp", "--data.predict_batch_size=64", timeout=240)
+    assert two.returncode == 0, two.stderr[-3000:]
+    main(["predict", "--config", str(TINY_CONFIG), checkpoint, f"--trainer.default_root_dir={tmp_path / 'p1'}"])
+    p1, p2 = (np.load(next((tmp_path / p).glob("lightning_logs/version_*/predictions.npz"))) for p in ("p1", "p2"))
+    assert p2["predictions"].shape == (200,) and np.allclose(p1["predictions"], p2["predictions"], atol=1e-6)
+    assert np.array_equal(p1["designs"], p2["designs"])
 
 
 class CountingShekel(Shekel):
