@@ -80,6 +80,9 @@ class TrajectorySampler(DistributedSampler):
         yield from trajectories.split(self.trajectories_per_batch)
 
 
+VAL_TRAJECTORIES_PER_BATCH = 32
+
+
 class FixedTrajectories(DistributedSampler):
     """Yields the held-out trajectories in batches of ``trajectories_per_batch``, the same on every rank.
 
@@ -251,7 +254,8 @@ class MatchOptDataModule(L.LightningDataModule):
                     "train with data.val_fraction > 0, or score designs with known scores by matchopt predict"
                 )
             return []  # no validation
-        sampler = FixedTrajectories(self.held_out, self.trajectories_per_batch)
+        # No optimizer step between validation batches: a few large ones cost less than many small.
+        sampler = FixedTrajectories(self.held_out, VAL_TRAJECTORIES_PER_BATCH)
         return DataLoader(self.offline, sampler=sampler, batch_size=None)
 
     def prediction_inputs(self) -> PredictionInputs:
