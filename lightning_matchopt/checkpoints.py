@@ -13,7 +13,9 @@ import torch
 
 from lightning_matchopt.errors import ConfigError
 
-FIT_HINT = "a checkpoint written by matchopt fit, e.g. <default_root_dir>/lightning_logs/version_0/checkpoints/last.ckpt"
+FIT_HINT = (
+    "a checkpoint written by matchopt fit, e.g. <default_root_dir>/lightning_logs/version_0/checkpoints/last.ckpt"
+)
 
 
 def latest_checkpoint(default_root_dir: str | Path | None) -> Path | None:
@@ -50,7 +52,9 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read checkpoint {str(path)!r} ({reason[:200]}): pass {FIT_HINT}") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or "input_dim" not in hparams or "state_dict" not in checkpoint:
-        raise ConfigError(f"{str(path)!r} is not a MATCH-OPT checkpoint (no surrogate hyperparameters): pass {FIT_HINT}")
+        raise ConfigError(
+            f"{str(path)!r} is not a MATCH-OPT checkpoint (no surrogate hyperparameters): pass {FIT_HINT}"
+        )
     return hparams
 
 

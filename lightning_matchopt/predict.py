@@ -74,6 +74,7 @@ class PredictionWriter(BasePredictionWriter):
         if inputs.held_out is not None:  # offline data: only the held-out rows say something
             rows, label = inputs.held_out, "the held-out rows' scores"
         if inputs.y is not None and rows.sum() > 1:
-            rho = spearman_corrcoef(torch.as_tensor(predictions[rows]), torch.as_tensor(inputs.y[rows], dtype=torch.float64))
+            rho = spearman_corrcoef(torch.as_tensor(predictions[rows]), torch.as_tensor(inputs.y[rows]).double())
             known = f"; Spearman with {label} {float(rho):.4f}"
-        print(f"predict ({task.name}): {len(predictions)} designs from {inputs.source}{known} -> {out / 'predictions.csv'}")
+        where = out / "predictions.csv"
+        print(f"predict ({task.name}): {len(predictions)} designs from {inputs.source}{known} -> {where}")

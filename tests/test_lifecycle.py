@@ -93,7 +93,8 @@ def test_validate_gives_the_last_epochs_metrics_with_and_without_inference_mode(
     root, log_dir = trained
     logged = events(log_dir).Scalars("val/spearman")[-1].value
     for mode in ("true", "false"):  # validation needs no autograd: both paths work
-        out = matchopt(root, "validate", f"--ckpt_path={log_dir}/checkpoints/last.ckpt", f"--trainer.inference_mode={mode}")
+        out = matchopt(root, "validate", f"--ckpt_path={log_dir}/checkpoints/last.ckpt",
+                       f"--trainer.inference_mode={mode}")
         assert events(out).Scalars("val/spearman")[0].value == pytest.approx(logged, abs=1e-6)
     assert "val/spearman" in capsys.readouterr().out
 
@@ -170,5 +171,6 @@ def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"matchopt: error: checkpoint '{log_dir / 'checkpoints' / 'last.ckpt'}' takes inputs of width 4, but task "
-        "'ackley' has width 6: it was trained on another task; pass the config it was trained with (its log dir's config.yaml)"
+        "'ackley' has width 6: it was trained on another task; pass the config it was trained with "
+        "(its log dir's config.yaml)"
     )

@@ -196,7 +196,8 @@ class MatchOptDataModule(L.LightningDataModule):
         if int(train.sum()) < self.n_bins <= len(y):  # the split is the cause (else percentile_bins says)
             raise DataError(
                 f"data.val_fraction={self.val_fraction} holds out {held_out.numel()} of {len(y)} rows, leaving "
-                f"{int(train.sum())} to train on, fewer than data.n_bins={self.n_bins}; lower data.val_fraction or data.n_bins"
+                f"{int(train.sum())} to train on, fewer than data.n_bins={self.n_bins}; "
+                "lower data.val_fraction or data.n_bins"
             )
         self.train_rows = train.nonzero().flatten()
         train_features, train_y = features[self.train_rows], y[self.train_rows]

@@ -13,7 +13,9 @@ import torch
 SAME_DESIGN_TOLERANCE = 1e-5
 
 
-def nearest_distances(candidates: torch.Tensor, offline: torch.Tensor, p: float, chunk_elements: int = 2**22) -> torch.Tensor:
+def nearest_distances(
+    candidates: torch.Tensor, offline: torch.Tensor, p: float, chunk_elements: int = 2**22
+) -> torch.Tensor:
     """Distance from each candidate row to its nearest offline row, in chunks that bound memory.
 
     ``p=0`` counts differing entries (Hamming distance on tokens), ``p=2`` is Euclidean.
@@ -46,7 +48,8 @@ def describe_candidates(
     duplicate = np.ones(len(flat), dtype=bool)
     duplicate[first] = False
     if discrete:
-        distance = nearest_distances(torch.as_tensor(flat), torch.as_tensor(np.asarray(offline_designs).reshape(len(offline_designs), -1)), p=0)
+        offline_flat = np.asarray(offline_designs).reshape(len(offline_designs), -1)
+        distance = nearest_distances(torch.as_tensor(flat), torch.as_tensor(offline_flat), p=0)
         in_offline = distance == 0
     else:
         distance = nearest_distances(features, offline_features, p=2)
