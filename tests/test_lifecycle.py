@@ -174,3 +174,22 @@ def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
         "'ackley' has width 6: it was trained on another task; pass the config it was trained with "
         "(its log dir's config.yaml)"
     )
+
+
+def test_without_held_out_rows_there_is_no_validation(tmp_path, capsys):
+    out = matchopt(tmp_path, "fit", "--data.val_fraction=0", "--search.every_n_epochs=0")
+    acc = events(out)
+    assert not [t for t in acc.Tags()["scalars"] if t.startswith("val/")] and "val/predicted_vs_true" not in acc.Tags()["images"]
+    with pytest.raises(SystemExit):
+        matchopt(tmp_path, "validate", "--ckpt_path=last")
+    assert "no held-out rows to validate on" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_without_matplotlib_scatter_plots_are_skipped(monkeypatch):
+    import sys
+
+    from lightning_matchopt.pictures import scatter_image
+
+    assert scatter_image([0.0, 1.0], [1.0, 0.0], "x", "y").shape[2] == 3
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
+    assert scatter_image([0.0, 1.0], [1.0, 0.0], "x", "y") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -254,7 +255,9 @@ class MatchOptDataModule(L.LightningDataModule):
                     "no held-out rows to validate on: the surrogate was trained with data.val_fraction=0; "
                     "train with data.val_fraction > 0, or score designs with known scores by matchopt predict"
                 )
-            return []  # no validation
+            # No validation: Lightning skips an empty list, and says so; here that is the setting's meaning.
+            warnings.filterwarnings("ignore", "Total length of `list` across ranks is zero")
+            return []
         # No optimizer step between validation batches: a few large ones cost less than many small.
         sampler = FixedTrajectories(self.held_out, VAL_TRAJECTORIES_PER_BATCH)
         return DataLoader(self.offline, sampler=sampler, batch_size=None)
