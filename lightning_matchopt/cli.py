@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_matchopt.checkpoints import EpochCheckpoint, resumable_checkpoint
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import MatchOptError
 from lightning_matchopt.models import MatchOptModule
@@ -25,7 +26,7 @@ class MatchOptCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(DesignSearch, "search")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EpochCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
 
@@ -33,6 +34,11 @@ class MatchOptCLI(LightningCLI):
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             _resume_in_latest_version(config)
+
+    def before_fit(self) -> None:
+        """Check the checkpoint to resume from (one line on a bad one, not torch's traceback)."""
+        config = self.config_init[self.subcommand]
+        config.ckpt_path = resumable_checkpoint(config.get("ckpt_path"), self.model, self.datamodule)
 
 
 def _resume_in_latest_version(config) -> None:
@@ -83,5 +89,6 @@ def main(args: list[str] | None = None) -> None:
             args=args,
         )
     except (MatchOptError, MisconfigurationException) as e:
-        print(f"matchopt: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if rank_zero_only.rank == 0:  # under DDP every rank raises it: say it once
+            print(f"matchopt: error: {e}", file=sys.stderr)
+        raise SystemExit(getattr(e, "exit_code", 2)) from None

@@ -1,8 +1,10 @@
-"""Exceptions that name the problem and the fix; the CLI prints them as one line."""
+"""Exceptions that name the problem and the fix; the CLI prints them as one line and exits with ``exit_code``."""
 
 
 class MatchOptError(Exception):
     """Base class: any error the user can fix (bad data, bad config, bad oracle)."""
+
+    exit_code = 2  # a usage error, as argparse reports one
 
 
 class DataError(MatchOptError, ValueError):
@@ -15,3 +17,7 @@ class ConfigError(MatchOptError, ValueError):
 
 class OracleError(MatchOptError, RuntimeError):
     """The oracle returned something that is not one finite score per design."""
+
+
+class CheckpointError(MatchOptError, RuntimeError):
+    """A checkpoint to resume from cannot be read or belongs to another task or model."""
