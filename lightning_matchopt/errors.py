@@ -16,8 +16,14 @@ class ConfigError(MatchOptError, ValueError):
 
 
 class OracleError(MatchOptError, RuntimeError):
-    """The oracle returned something that is not one finite score per design."""
+    """The oracle returned something that is not one finite score per design, or could not run."""
 
 
 class CheckpointError(MatchOptError, RuntimeError):
     """A checkpoint to resume from cannot be read or belongs to another task or model."""
+
+
+class SearchFailed(MatchOptError, RuntimeError):
+    """The oracle failed in the final search; the model and the unscored designs are kept."""
+
+    exit_code = 1  # a fault during the run, not a bad argument
