@@ -100,7 +100,7 @@ def resumable_checkpoint(ckpt_path: str | None, model: L.LightningModule, datamo
             raise CheckpointError(
                 f"neither {path} nor {previous} can be read: start fresh without --ckpt_path"
             ) from None
-        _notice(f"matchopt: {path} cannot be read; resuming from {previous} (epoch {checkpoint.get('epoch')}) instead")
+        _notice(f"matchopt: {path} cannot be read; resuming from {previous}, one epoch earlier")
         path = previous
     _check_fits(path, checkpoint, model, datamodule)
     return str(path)
