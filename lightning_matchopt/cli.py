@@ -19,6 +19,7 @@ from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import MatchOptError
 from lightning_matchopt.models import MatchOptModule
 from lightning_matchopt.search import DesignSearch
+from lightning_matchopt.signals import StopOnSignal
 
 
 class MatchOptCLI(LightningCLI):
@@ -86,6 +87,7 @@ def main(args: list[str] | None = None) -> None:
             MatchOptDataModule,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [StopOnSignal()]},
             args=args,
         )
     except (MatchOptError, MisconfigurationException) as e:

@@ -27,3 +27,11 @@ class SearchFailed(MatchOptError, RuntimeError):
     """The oracle failed in the final search; the model and the unscored designs are kept."""
 
     exit_code = 1  # a fault during the run, not a bad argument
+
+
+class RunStopped(MatchOptError, RuntimeError):
+    """Training was stopped by a signal after a completed epoch; its checkpoint is kept."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # what a shell reports for a process ended by that signal
