@@ -78,8 +78,8 @@ class EpochCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
-def resumable_checkpoint(ckpt_path: str | None, model: L.LightningModule, datamodule) -> str | None:
-    """Check the checkpoint a run resumes from, before Lightning loads it; CheckpointError says what to do.
+def readable_checkpoint(ckpt_path: str | None) -> str | None:
+    """The checkpoint to resume from, checked to be readable; CheckpointError says what to do.
 
     An unreadable ``last.ckpt`` with a readable ``previous.ckpt`` beside it falls back to that one
     (training is deterministic per epoch, so the run ends where it would have). Lightning's own
@@ -89,21 +89,39 @@ def resumable_checkpoint(ckpt_path: str | None, model: L.LightningModule, datamo
         return ckpt_path
     path = Path(ckpt_path)
     try:
-        checkpoint = _read(path)
+        _read(path)
     except CheckpointError:
         previous = path.with_name(PREVIOUS)
         if path.name != "last.ckpt" or not previous.is_file():
             raise
         try:
-            checkpoint = _read(previous)
+            _read(previous)
         except CheckpointError:
-            raise CheckpointError(
-                f"neither {path} nor {previous} can be read: start fresh without --ckpt_path"
-            ) from None
+            raise CheckpointError(f"neither {path} nor {previous} can be read: start fresh without --ckpt_path") from None
         _notice(f"matchopt: {path} cannot be read; resuming from {previous}, one epoch earlier")
-        path = previous
-    _check_fits(path, checkpoint, model, datamodule)
+        return str(previous)
     return str(path)
+
+
+def check_checkpoint_fits(ckpt_path: str | None, model: L.LightningModule, datamodule) -> None:
+    """A checkpoint to resume from must come from this task and a surrogate of this shape."""
+    if ckpt_path in (None, "last", "best", "hpc"):
+        return
+    path = Path(ckpt_path)
+    checkpoint = _read(path)
+    fresh = "pass a checkpoint of this run, or start fresh without --ckpt_path (in another --trainer.default_root_dir)"
+    saved_task = (checkpoint.get("datamodule_hyper_parameters") or {}).get("task")
+    task = datamodule.task.name
+    if saved_task is not None and ALIASES.get(saved_task, saved_task) != task:
+        raise CheckpointError(f"checkpoint {path} was trained on task {saved_task!r}, not {task!r}: {fresh}")
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    for key in [*expected, *sorted(saved.keys() - expected.keys())]:  # the model's order: input layer first
+        if expected.get(key) != saved.get(key):
+            raise CheckpointError(
+                f"checkpoint {path} holds another surrogate ({key}: {saved.get(key)} in the file, "
+                f"{expected.get(key)} here; another input width or model.hidden_dims): {fresh}"
+            )
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -121,23 +139,6 @@ def _read(path: Path) -> dict[str, Any]:
             "resume from another one (--ckpt_path FILE) or start fresh without --ckpt_path"
         )
     return checkpoint
-
-
-def _check_fits(path: Path, checkpoint: dict[str, Any], model: L.LightningModule, datamodule) -> None:
-    """The checkpoint must come from this task and a surrogate of this shape."""
-    fresh = "pass a checkpoint of this run, or start fresh without --ckpt_path (in another --trainer.default_root_dir)"
-    saved_task = (checkpoint.get("datamodule_hyper_parameters") or {}).get("task")
-    task = datamodule.task.name
-    if saved_task is not None and ALIASES.get(saved_task, saved_task) != task:
-        raise CheckpointError(f"checkpoint {path} was trained on task {saved_task!r}, not {task!r}: {fresh}")
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
-    for key in sorted(expected.keys() | saved.keys()):
-        if expected.get(key) != saved.get(key):
-            raise CheckpointError(
-                f"checkpoint {path} holds another surrogate ({key}: {saved.get(key)} in the file, "
-                f"{expected.get(key)} here; another input width or model.hidden_dims): {fresh}"
-            )
 
 
 @rank_zero_only

@@ -14,7 +14,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from lightning_matchopt.checkpoints import EpochCheckpoint, resumable_checkpoint
+from lightning_matchopt.checkpoints import (
+    EpochCheckpoint,
+    check_checkpoint_fits,
+    readable_checkpoint,
+)
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import MatchOptError
 from lightning_matchopt.models import MatchOptModule
@@ -31,15 +35,22 @@ class MatchOptCLI(LightningCLI):
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Check a ``--ckpt_path`` file before LightningCLI reads its hyperparameters (one line, not a traceback)."""
+        super().parse_arguments(parser, args)
+        config = self.config.get(self.config.get("subcommand") or "", {})
+        if config.get("ckpt_path"):
+            config.ckpt_path = readable_checkpoint(config.ckpt_path)
+
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             _resume_in_latest_version(config)
+            config.ckpt_path = readable_checkpoint(config.ckpt_path)
 
     def before_fit(self) -> None:
-        """Check the checkpoint to resume from (one line on a bad one, not torch's traceback)."""
-        config = self.config_init[self.subcommand]
-        config.ckpt_path = resumable_checkpoint(config.get("ckpt_path"), self.model, self.datamodule)
+        """Refuse a checkpoint of another task or surrogate shape before Lightning loads it."""
+        check_checkpoint_fits(self.config_init[self.subcommand].get("ckpt_path"), self.model, self.datamodule)
 
 
 def _resume_in_latest_version(config) -> None:
