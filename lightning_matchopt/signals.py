@@ -11,6 +11,7 @@ SIGUSR1, stops on SIGTERM) and this callback only says how the run ended.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -69,6 +70,6 @@ class StopOnSignal(Callback):
                 print(
                     f"matchopt: stopped by SIGTERM in epoch {trainer.current_epoch + 1} (SLURM); "
                     "the requeued job continues from last.ckpt if its command has --ckpt_path last",
-                    flush=True,
+                    file=sys.stderr,
                 )
             exception.code = 128 + signal.SIGTERM
