@@ -55,7 +55,7 @@ def _keep_previous(path: Path) -> None:
 
 
 class EpochCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that also writes ``last.ckpt`` after every epoch when ``save_top_k`` is 0.
+    """``ModelCheckpoint`` that writes ``last.ckpt`` every ``every_n_epochs`` and after the last epoch, also with ``save_top_k=0``.
 
     Lightning 2.6 writes ``last.ckpt`` only beside a top-k checkpoint; with ``save_top_k=0`` the
     first one appeared at ``on_train_end``, after the final search, so a run killed earlier had
@@ -74,7 +74,12 @@ class EpochCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self.save_last and self._should_save_on_train_epoch_end(trainer) and not self._should_skip_saving_checkpoint(trainer):
+        epoch = trainer.current_epoch + 1
+        due = self._every_n_epochs >= 1 and epoch % self._every_n_epochs == 0
+        final = trainer.max_epochs is not None and 0 <= trainer.max_epochs <= epoch  # before the final search
+        if not (self.save_last and (due or final)) or self._should_skip_saving_checkpoint(trainer):
+            return  # (skipped as well when super() saved this step already)
+        if self._should_save_on_train_epoch_end(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 

@@ -65,11 +65,11 @@ class StopOnSignal(Callback):
         )
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException):  # Lightning's stop under SLURM: say so, not exit 0
+        if isinstance(exception, SIGTERMException):  # Lightning's own stop (SLURM): say so, not exit 0
             if trainer.is_global_zero:
                 print(
-                    f"matchopt: stopped by SIGTERM in epoch {trainer.current_epoch + 1} (SLURM); "
-                    "the requeued job continues from last.ckpt if its command has --ckpt_path last",
+                    f"matchopt: stopped by SIGTERM in epoch {trainer.current_epoch + 1}; last.ckpt holds the "
+                    "epoch before: continue with --ckpt_path last (keep it in a requeued SLURM job's command)",
                     file=sys.stderr,
                 )
             exception.code = 128 + signal.SIGTERM
