@@ -27,14 +27,21 @@ def straight(tmp_path_factory):
     return json.loads((log_dir(root) / "results.json").read_text())
 
 
-def interrupt(root, send, env=None):
-    """Start a run, ``send(pid)`` once its first epoch is checkpointed, and wait: (exit code, stderr)."""
+def trained_epochs(root):
+    """Epochs in the newest last.ckpt under ``root`` (0: none yet)."""
+    found = list(root.glob("lightning_logs/version_*/checkpoints/last.ckpt"))  # version_0, or the job id on SLURM
+    return torch.load(found[0], weights_only=True)["callbacks"]["DesignSearch"]["trained"]["epoch"] if found else 0
+
+
+def interrupt(root, send, env=None, extra=()):
+    """Start a run, ``send(pid)`` once it has checkpointed an epoch of its own, and wait: (exit code, stderr)."""
+    before = trained_epochs(root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, f"--trainer.default_root_dir={root}"],
+        [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, f"--trainer.default_root_dir={root}", *extra],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )
-    deadline = time.time() + 120  # the version folder is version_0, or the job id under SLURM
-    while not list(root.glob("lightning_logs/version_*/checkpoints/last.ckpt")) and time.time() < deadline:
+    deadline = time.time() + 120
+    while trained_epochs(root) <= before and time.time() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         time.sleep(0.02)
     send(proc.pid)
@@ -61,21 +68,19 @@ def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
     assert_resumes_to(straight, tmp_path)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
-def test_stop_signal_ends_at_an_epoch_with_one_line_and_resumes(straight, tmp_path, signum):
-    code, err = interrupt(tmp_path, lambda pid: os.kill(pid, signum))
-    assert code == 128 + signum and "Traceback" not in err, err[-2000:]
+def test_stop_signals_end_at_an_epoch_with_one_line_and_resume(straight, tmp_path):
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    line = err.strip().splitlines()[-1]
-    match = re.fullmatch(
-        rf"matchopt: error: stopped by {signum.name} after epoch (\d+) of 12; {re.escape(str(last))} holds it: "
-        r"run the same fit command with --ckpt_path last to continue",
-        line,
-    )
-    assert match, line
-    assert torch.load(last, weights_only=True)["callbacks"]["DesignSearch"]["trained"]["epoch"] == int(match[1])
-    if signum == signal.SIGTERM:  # SIGUSR1 stops the same way; one resume is enough
-        assert_resumes_to(straight, tmp_path)
+    for signum, extra in ((signal.SIGUSR1, ()), (signal.SIGTERM, ("--ckpt_path=last",))):  # stopped twice
+        code, err = interrupt(tmp_path, lambda pid, signum=signum: os.kill(pid, signum), extra=extra)
+        assert code == 128 + signum and "Traceback" not in err, err[-2000:]
+        line = err.strip().splitlines()[-1]
+        match = re.fullmatch(
+            rf"matchopt: error: stopped by {signum.name} after epoch (\d+) of 12; {re.escape(str(last))} holds it: "
+            r"run the same fit command with --ckpt_path last to continue",
+            line,
+        )
+        assert match and trained_epochs(tmp_path) == int(match[1]), line
+    assert_resumes_to(straight, tmp_path)
 
 
 def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
