@@ -11,13 +11,19 @@ import sys
 from pathlib import Path
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_matchopt.checkpoints import (
+    EpochCheckpoint,
+    check_checkpoint_fits,
+    readable_checkpoint,
+)
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import MatchOptError
 from lightning_matchopt.models import MatchOptModule
 from lightning_matchopt.search import DesignSearch
+from lightning_matchopt.signals import StopOnSignal
 
 
 class MatchOptCLI(LightningCLI):
@@ -25,14 +31,26 @@ class MatchOptCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(DesignSearch, "search")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EpochCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Check a ``--ckpt_path`` file before LightningCLI reads its hyperparameters (one line, not a traceback)."""
+        super().parse_arguments(parser, args)
+        config = self.config.get(self.config.get("subcommand") or "", {})
+        if config.get("ckpt_path"):
+            config.ckpt_path = readable_checkpoint(config.ckpt_path)
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             _resume_in_latest_version(config)
+            config.ckpt_path = readable_checkpoint(config.ckpt_path)
+
+    def before_fit(self) -> None:
+        """Refuse a checkpoint of another task or surrogate shape before Lightning loads it."""
+        check_checkpoint_fits(self.config_init[self.subcommand].get("ckpt_path"), self.model, self.datamodule)
 
 
 def _resume_in_latest_version(config) -> None:
@@ -80,8 +98,10 @@ def main(args: list[str] | None = None) -> None:
             MatchOptDataModule,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [StopOnSignal()]},
             args=args,
         )
     except (MatchOptError, MisconfigurationException) as e:
-        print(f"matchopt: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if rank_zero_only.rank == 0:  # under DDP every rank raises it: say it once
+            print(f"matchopt: error: {e}", file=sys.stderr)
+        raise SystemExit(getattr(e, "exit_code", 2)) from None

@@ -1,8 +1,8 @@
 """``matchopt grid``: tasks x methods x seeds as independent runs, summarized in one table.
 
 Each run is its own ``matchopt fit`` process (task config + method overlay + seed) in
-``<root>/<task>/<method>/seed_<s>/``; a run whose final ``results.json`` exists is skipped, so
-a killed grid resumes. ``--workers`` runs several at once on one machine; on a cluster, run
+``<root>/<task>/<method>/seed_<s>/``; a run whose final ``results.json`` exists is skipped, and
+the others continue from their ``last.ckpt`` (``--ckpt_path last``), so a killed grid resumes. ``--workers`` runs several at once on one machine; on a cluster, run
 single cells (``--tasks T --methods M --seeds S``) as array jobs and summarize with
 ``--summarize-only`` (see the README).
 
@@ -52,10 +52,10 @@ class Run:
         return self.root / self.task / self.method / f"seed_{self.seed}"
 
     def results(self) -> dict | None:
-        """The final results of this run, or None if it has not finished."""
+        """The final results of this run, or None if it has not finished (or its final oracle failed)."""
         for path in sorted(self.run_dir.glob("lightning_logs/version_*/results.json"), reverse=True):
             results = json.loads(path.read_text())
-            if results.get("final"):
+            if results.get("final") and "oracle_error" not in results:
                 return results
         return None
 
@@ -66,7 +66,9 @@ def run_one(run: Run, extra: list[str], threads: int) -> tuple[Run, int, float]:
     command = [
         sys.executable, "-m", "lightning_matchopt", "fit", "--config", str(run.task_config),
         "--config", str(run.method_config), f"--seed_everything={run.seed}",
-        f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false", *extra,
+        f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false",
+        "--ckpt_path=last",  # a killed or preempted cell continues from its last epoch
+        *extra,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()

@@ -15,9 +15,10 @@ EXPECTED_TAGS = {
 }
 
 
-def run_cli(*args, timeout=300):
+def run_cli(*args, timeout=300, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "lightning_matchopt", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+        [sys.executable, "-m", "lightning_matchopt", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        env=env,
     )
 
 

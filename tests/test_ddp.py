@@ -50,10 +50,10 @@ class CountingShekel(Shekel):
         super().__init__(n_samples=400)
         self.calls_file = calls_file
 
-    def oracle(self, designs):
+    def oracle(self, designs, timeout=None):
         with open(self.calls_file, "a") as f:
             f.write(f"{os.getpid()} {len(designs)}\n")
-        return super().oracle(designs)
+        return super().oracle(designs, timeout)
 
 
 def test_ddp_spawn_calls_the_oracle_once_per_design(tmp_path):

@@ -330,6 +330,7 @@ class HopperController(ContinuousDesignBenchTask):
     dim = 5126
     max_percentile = 100.0
     published_y_range = (87.93491, 1361.6106)
+    timed_oracle = True
 
     def __init__(self, data_root: str | os.PathLike | None = None, workers: int | None = None, seed: int = 0) -> None:
         super().__init__(data_root)
@@ -342,10 +343,11 @@ class HopperController(ContinuousDesignBenchTask):
 
         return mujoco_missing(self.name)
 
-    def _score(self, designs: np.ndarray) -> np.ndarray:
+    def _score(self, designs: np.ndarray, timeout: float | None = None) -> np.ndarray:
         from lightning_matchopt.tasks.oracles.hopper import evaluate_policies
 
-        return evaluate_policies(np.asarray(designs, dtype=np.float64), workers=self.workers, seed=self.seed)
+        designs = np.asarray(designs, dtype=np.float64)
+        return evaluate_policies(designs, workers=self.workers, seed=self.seed, timeout=timeout)
 
 
 class MorphologyTask(ContinuousDesignBenchTask):

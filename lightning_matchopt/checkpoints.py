@@ -1,0 +1,151 @@
+"""Checkpoints that survive faults: saved every epoch, written atomically, the previous one kept, checked on resume.
+
+Lightning's own writer (``TorchCheckpointIO``) goes through an fsspec transaction whose temporary
+file lies in the system's temp folder: when that is another filesystem than the log dir (a
+node's ``/tmp`` and a shared disk), the final move is a copy that a kill can cut short, and
+nothing is fsynced. Here a checkpoint is written beside its target, fsynced and renamed over it,
+and before ``last.ckpt`` is replaced the one it replaces is kept as ``previous.ckpt`` (a hard
+link: no copy), so one unreadable ``last.ckpt`` costs at most an epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+from lightning_matchopt.atomic import write_atomic
+from lightning_matchopt.errors import CheckpointError
+from lightning_matchopt.tasks import ALIASES
+
+PREVIOUS = "previous.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` that writes local files atomically and keeps the previous ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            return super().save_checkpoint(checkpoint, path, storage_options)  # remote storage: fsspec's way
+        path = Path(path)
+        if path.name == "last.ckpt" and path.is_file():
+            _keep_previous(path)
+        write_atomic(path, lambda f: torch.save(checkpoint, f), ".ckpt")
+
+
+def _keep_previous(path: Path) -> None:
+    """Make ``previous.ckpt`` the current ``last.ckpt``; a complete file is in place at every moment."""
+    staged = path.with_name(f".{PREVIOUS}.part")
+    staged.unlink(missing_ok=True)  # left by a kill between the two steps below
+    try:
+        os.link(path, staged)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(path, staged)
+    os.replace(staged, path.with_name(PREVIOUS))
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that writes ``last.ckpt`` every ``every_n_epochs`` and after the last epoch, also with ``save_top_k=0``.
+
+    Lightning 2.6 writes ``last.ckpt`` only beside a top-k checkpoint; with ``save_top_k=0`` the
+    first one appeared at ``on_train_end``, after the final search, so a run killed earlier had
+    nothing to resume from and a failing final oracle left no model. Files are written by
+    :class:`AtomicCheckpointIO`, installed here unless a custom checkpoint IO is configured.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)  # older checkpoints resume
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        epoch = trainer.current_epoch + 1
+        due = self._every_n_epochs >= 1 and epoch % self._every_n_epochs == 0
+        final = trainer.max_epochs is not None and 0 <= trainer.max_epochs <= epoch  # before the final search
+        if not (self.save_last and (due or final)) or self._should_skip_saving_checkpoint(trainer):
+            return  # (skipped as well when super() saved this step already)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def readable_checkpoint(ckpt_path: str | None) -> str | None:
+    """The checkpoint to resume from, checked to be readable; CheckpointError says what to do.
+
+    An unreadable ``last.ckpt`` with a readable ``previous.ckpt`` beside it falls back to that one
+    (training is deterministic per epoch, so the run ends where it would have). Lightning's own
+    keywords (``last`` when nothing was found, ``best``, ``hpc``) are left to Lightning.
+    """
+    if ckpt_path in (None, "last", "best", "hpc"):
+        return ckpt_path
+    path = Path(ckpt_path)
+    try:
+        _read(path)
+    except CheckpointError:
+        previous = path.with_name(PREVIOUS)
+        if path.name != "last.ckpt" or not previous.is_file():
+            raise
+        try:
+            _read(previous)
+        except CheckpointError:
+            raise CheckpointError(f"neither {path} nor {previous} can be read: start fresh without --ckpt_path") from None
+        _notice(f"matchopt: {path} cannot be read; resuming from {previous}, one epoch earlier")
+        return str(previous)
+    return str(path)
+
+
+def check_checkpoint_fits(ckpt_path: str | None, model: L.LightningModule, datamodule) -> None:
+    """A checkpoint to resume from must come from this task and a surrogate of this shape."""
+    if ckpt_path in (None, "last", "best", "hpc"):
+        return
+    path = Path(ckpt_path)
+    checkpoint = _read(path)
+    fresh = "pass a checkpoint of this run, or start fresh without --ckpt_path (in another --trainer.default_root_dir)"
+    saved_task = (checkpoint.get("datamodule_hyper_parameters") or {}).get("task")
+    task = datamodule.task.name
+    if saved_task is not None and ALIASES.get(saved_task, saved_task) != task:
+        raise CheckpointError(f"checkpoint {path} was trained on task {saved_task!r}, not {task!r}: {fresh}")
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    for key in [*expected, *sorted(saved.keys() - expected.keys())]:  # the model's order: input layer first
+        if expected.get(key) != saved.get(key):
+            raise CheckpointError(
+                f"checkpoint {path} holds another surrogate ({key}: {saved.get(key)} in the file, "
+                f"{expected.get(key)} here; another input width or model.hidden_dims): {fresh}"
+            )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist: check --ckpt_path, or start fresh without it")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch's reasons vary with where the file breaks (zip, pickle, EOF)
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no details'}"
+        checkpoint = reason
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        reason = checkpoint if isinstance(checkpoint, str) else "no model state in it"
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({reason}): it is truncated, empty or not a Lightning checkpoint; "
+            "resume from another one (--ckpt_path FILE) or start fresh without --ckpt_path"
+        )
+    return checkpoint
+
+
+@rank_zero_only
+def _notice(line: str) -> None:
+    print(line, file=sys.stderr)
