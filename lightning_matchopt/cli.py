@@ -34,6 +34,7 @@ class MatchOptCLI(LightningCLI):
         parser.add_lightning_class_args(EpochCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
+        parser.link_arguments("model.ensemble_size", "data.ensemble_size")  # each member its own draws
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Check a ``--ckpt_path`` file before LightningCLI reads its hyperparameters (one line, not a traceback)."""

@@ -52,10 +52,10 @@ def test_tfbind8_config_has_the_paper_settings():
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda p: p.name)
-def test_method_overlays_are_model_changes_only(method: Path, tmp_path):
+def test_method_overlays_change_the_model_and_search_only(method: Path, tmp_path):
     import yaml
 
-    assert set(yaml.safe_load(method.read_text())) == {"model"}
+    assert set(yaml.safe_load(method.read_text())) <= {"model", "search"}
     cli = MatchOptCLI(
         MatchOptModule, MatchOptDataModule,
         args=["--config", str(REPO / "configs" / "shekel.yaml"), "--config", str(method),
@@ -63,6 +63,7 @@ def test_method_overlays_are_model_changes_only(method: Path, tmp_path):
         run=False,
     )
     assert cli.model.hparams.gm_weight + cli.model.hparams.regression_weight > 0
+    assert cli.datamodule.ensemble_size == cli.model.hparams.ensemble_size  # each member its own draws
 
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs" / "official").glob("*.yaml")), ids=lambda p: p.name)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from lightning_matchopt.atomic import write_atomic
 from lightning_matchopt.errors import ConfigError, SearchFailed
 from lightning_matchopt.metrics import SearchResults, percentile_scores
-from lightning_matchopt.search.ascent import gradient_ascent
+from lightning_matchopt.search.ascent import OBJECTIVES, gradient_ascent, search_objective
 
 
 class DesignSearch(Callback):
@@ -50,6 +50,10 @@ class DesignSearch(Callback):
         oracle_timeout: seconds one oracle call may take before it is stopped, for oracles that
             run in other processes (``hopper``'s workers; a ``files`` oracle, then run in a
             subprocess); None: no limit.
+        objective: what the search climbs on an ensemble (``model.ensemble_size > 1``): ``mean``
+            of the members, or ``lcb``, the mean minus ``beta`` times their std. A single
+            surrogate is climbed as it is.
+        beta: weight of the members' std in ``lcb``.
     """
 
     def __init__(
@@ -62,6 +66,8 @@ class DesignSearch(Callback):
         seed: int | None = None,
         trace_every: int = 0,
         oracle_timeout: float | None = None,
+        objective: Literal["mean", "lcb"] = "mean",
+        beta: float = 1.0,
     ) -> None:
         if n_designs < 1 or steps < 0 or every_n_epochs < 0 or trace_every < 0:
             raise ConfigError(
@@ -70,6 +76,8 @@ class DesignSearch(Callback):
             )
         if lr is not None and not lr > 0:
             raise ConfigError(f"search.lr must be > 0, got {lr}")
+        if objective not in OBJECTIVES or beta < 0:
+            raise ConfigError(f"search.objective must be one of {', '.join(OBJECTIVES)} (got {objective!r}) and search.beta >= 0 (got {beta})")
         if start not in ("top", "random_data", "random"):
             raise ConfigError(f"unknown search.start {start!r}; use 'top', 'random_data' or 'random'")
         if oracle_timeout is not None and not oracle_timeout > 0:
@@ -77,6 +85,7 @@ class DesignSearch(Callback):
         self.n_designs, self.steps, self.lr, self.start = n_designs, steps, lr, start
         self.every_n_epochs, self.seed, self.trace_every = every_n_epochs, seed, trace_every
         self.oracle_timeout = oracle_timeout
+        self.objective, self.beta = objective, beta
         self.history: list[dict[str, Any]] = []
         self._results = SearchResults(sync_on_compute=True)
         self._trained: dict[str, int] | None = None  # epochs and steps done, saved in checkpoints
@@ -125,13 +134,16 @@ class DesignSearch(Callback):
         traced = sorted({*range(0, self.steps + 1, self.trace_every), self.steps}) if final and self.trace_every else []
         snapshots: dict[int, torch.Tensor] = {}
         observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
-        x = gradient_ascent(surrogate, start[share].to(pl_module.device), self.steps, lr, progress, observe)
+        climb = search_objective(surrogate, self.objective, self.beta)
+        x = gradient_ascent(climb, start[share].to(pl_module.device), self.steps, lr, progress, observe)
         with torch.no_grad():
-            predictions = datamodule.denormalize_y(surrogate(x).double())
+            members = surrogate.members(x).double()  # (K, designs): the ensemble's opinions
+            predictions = datamodule.denormalize_y(members.mean(0))
+            prediction_std = members.std(0, unbiased=False) * datamodule.y_std.to(members)
         features = datamodule.denormalize_x(x.double()).cpu()
         device = pl_module.device  # gathered on the module's device: NCCL cannot reduce CPU tensors
         unscored = torch.full((len(features),), float("nan"), dtype=torch.float64)
-        gathered = self._gather(device, features, unscored, unscored, predictions)
+        gathered = self._gather(device, features, unscored, unscored, predictions, prediction_std)
         out = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a broadcast: all ranks ask
         if trainer.is_global_zero:  # before the oracle is asked: whatever it does, the designs are kept
             self._write_designs(out, gathered, task)
@@ -143,7 +155,7 @@ class DesignSearch(Callback):
             error = f"{type(e).__name__}: {e}"
         error = _first_error(trainer, error)  # the same on every rank, so all take the same branch
         if error is None:
-            gathered = self._gather(device, features, scores, normalized, predictions, path)
+            gathered = self._gather(device, features, scores, normalized, predictions, prediction_std, path)
 
         summary = {
             "task": task.name,
@@ -152,10 +164,12 @@ class DesignSearch(Callback):
             "final": final,
             **percentile_scores(gathered["normalized"]),
             "predicted_mean": float(task.normalize_score(gathered["predictions"].numpy()).mean()),
+            # the members' spread in normalized-score units (0 for one surrogate)
+            "predicted_std": float(gathered["prediction_std"].mean() / (task.data.y_max - task.data.y_min)),
             "n_designs": self.n_designs,
             "n_failed": int((~torch.isfinite(gathered["scores"])).sum()),
             "d_best": datamodule.best_offline_score(),
-            "search": {"steps": self.steps, "lr": lr, "start": self.start},
+            "search": {"steps": self.steps, "lr": lr, "start": self.start, "objective": self.objective, "beta": self.beta},
         }
         if final and error is None:
             summary["random_designs"] = datamodule.random_designs_reference(self.n_designs)
@@ -206,12 +220,14 @@ class DesignSearch(Callback):
             "scores": gathered["scores"].numpy(),
             "normalized_scores": gathered["normalized"].numpy(),
             "predictions": gathered["predictions"].numpy(),
+            "prediction_std": gathered["prediction_std"].numpy(),
         }
         write_atomic(out / "designs.npz", lambda f: np.savez(f, **arrays), ".npz")
 
     def _report(self, trainer: L.Trainer, out: Path, summary: dict, gathered: dict[str, torch.Tensor], task) -> None:
         metrics = {f"search/{k}": summary[k] for k in ("score_100th", "score_50th", "score_mean", "score_std")}
         metrics["search/predicted_mean"] = summary["predicted_mean"]
+        metrics["search/predicted_std"] = summary["predicted_std"]
         metrics["search/n_failed"] = summary["n_failed"]
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=summary["epoch"])
