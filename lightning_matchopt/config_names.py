@@ -39,8 +39,8 @@ def resolve(value: str) -> str:
 def unknown_config_message(value: str) -> str:
     """One line for a ``--config`` that is neither a file nor a shipped name."""
     close = difflib.get_close_matches(value.removeprefix("configs/").removesuffix(".yaml"), names(), n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    return f"config {value!r} is neither a file nor a shipped config; {hint}(matchopt configs lists them)"
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"config {value!r} is neither a file nor a shipped config{hint} (matchopt configs lists them)"
 
 
 def _summary(path: Path) -> str:
