@@ -38,6 +38,7 @@ def test_fit_writes_tensorboard_tags_results_and_designs(tmp_path):
     assert {"score_100th", "score_50th", "score_mean", "task", "seed", "epoch"} <= set(results)
     assert results["task"] == "shekel" and results["epoch"] == 2 and results["final"] and results["seed"] == 0
     assert [h["epoch"] for h in results["history"]] == [1, 2]
+    assert events.Scalars("hp_metric")[-1].value == pytest.approx(results["score_100th"])  # not the -1 placeholder
     designs = np.load(out / "designs.npz")
     assert designs["designs"].shape == (16, 4) and np.isfinite(designs["scores"]).all()
     assert np.allclose(np.max(designs["normalized_scores"]), results["score_100th"])

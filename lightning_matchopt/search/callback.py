@@ -152,6 +152,8 @@ class DesignSearch(Callback):
         metrics = {f"search/{k}": summary[k] for k in ("score_100th", "score_50th", "score_mean", "score_std")}
         metrics["search/predicted_mean"] = summary["predicted_mean"]
         metrics["search/n_failed"] = summary["n_failed"]
+        if summary["final"] and task.has_oracle:  # TensorBoard's HPARAMS tab: the final score, not Lightning's -1
+            metrics["hp_metric"] = summary["score_100th"]
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=summary["epoch"])
             for point in summary.get("trace", []):  # step = ascent step of the final search
