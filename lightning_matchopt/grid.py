@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightning_matchopt.config_names import resolve
+
 SCORES = ("score_100th", "score_50th")
 
 
@@ -244,11 +246,16 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
     return paths
 
 
+def config_path(value: str) -> Path:
+    """A config file, or the name of a shipped config (``shekel``, ``methods/coms``)."""
+    return Path(resolve(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``matchopt grid``; returns the exit code (1 if a run failed)."""
     parser = argparse.ArgumentParser(prog="matchopt grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", nargs="+", type=Path, required=True, help="task configs, e.g. configs/shekel.yaml")
-    parser.add_argument("--methods", nargs="+", type=Path, required=True, help="method overlays in configs/methods/")
+    parser.add_argument("--tasks", nargs="+", type=config_path, required=True, help="task configs, e.g. shekel or my.yaml")
+    parser.add_argument("--methods", nargs="+", type=config_path, required=True, help="method overlays, e.g. methods/coms")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--root", type=Path, default=Path("runs/grid"), help="where the runs go")
     parser.add_argument("--out", type=Path, default=None, help="where the table and plots go (default: --root)")

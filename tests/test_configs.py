@@ -81,3 +81,14 @@ def test_official_configs_have_the_official_codes_settings(config: Path):
     assert c["search"]["every_n_epochs"] == 20
     if config.stem == "tfbind10":
         assert c["data"]["task_options"] == {"subsample": 10000, "subsample_seed": None}  # a draw per run
+
+
+def test_every_package_and_config_ships_in_the_wheel():
+    # pyproject lists the packages by hand (configs/ is mapped to lightning_matchopt.configs): a new
+    # subpackage missing there would work in a checkout and vanish from the wheel.
+    tomllib = pytest.importorskip("tomllib")
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "lightning_matchopt").rglob("__init__.py")}
+    assert set(setuptools["packages"]) == found | {"lightning_matchopt.configs"}
+    assert setuptools["package-dir"] == {"lightning_matchopt.configs": "configs"}
+    assert setuptools["package-data"]["lightning_matchopt.configs"] == ["**/*.yaml"]

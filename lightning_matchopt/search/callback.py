@@ -229,6 +229,8 @@ class DesignSearch(Callback):
         metrics["search/predicted_mean"] = summary["predicted_mean"]
         metrics["search/predicted_std"] = summary["predicted_std"]
         metrics["search/n_failed"] = summary["n_failed"]
+        if summary["final"] and task.has_oracle and "oracle_error" not in summary:
+            metrics["hp_metric"] = summary["score_100th"]  # TensorBoard's HPARAMS tab: the final score, not Lightning's -1
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=summary["epoch"])
             for point in summary.get("trace", []):  # step = ascent step of the final search

@@ -97,7 +97,10 @@ class FilesTask(Task):
         with open(self.path, newline="") as f:
             header = next(csv.reader(f), [])
         if self.y_column not in header:
-            raise DataError(f"{str(self.path)!r} has no {self.y_column!r} column (header: {header[:10]})")
+            raise DataError(
+                f"{str(self.path)!r} has no {self.y_column!r} column (header: {header[:10]}); "
+                "name the score column with task_options: {y_column: NAME}"
+            )
         if len(header) < 2:
             raise DataError(f"{str(self.path)!r} needs at least one design column besides {self.y_column!r}")
         return header
