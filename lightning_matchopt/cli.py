@@ -147,6 +147,9 @@ class MatchOptCLI(LightningCLI):
     def init_parser(self, **kwargs) -> LightningArgumentParser:
         """LightningCLI's parser, with short errors and ``--config`` that also takes shipped names."""
         kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
+        # argparse takes any unique prefix of an option: --trainer.max_epoch would silently mean
+        # --trainer.max_epochs. A key is spelled in full, or it is an error with a hint.
+        kwargs.setdefault("allow_abbrev", False)
         parser = MatchOptArgumentParser(**kwargs)
         parser.add_argument(
             "-c", "--config", action=ConfigFileOrName,

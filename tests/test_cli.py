@@ -177,6 +177,16 @@ def test_a_mistyped_key_is_one_line_with_the_closest_key(where, tmp_path, capsys
     assert "model.learning_rate" in err[0] and err[0].endswith("did you mean --model.lr?")
 
 
+def test_a_prefix_of_a_key_is_not_taken_for_the_key(capsys):
+    """argparse would read --trainer.max_epoch as --trainer.max_epochs and start a run; it must not."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(TINY_CONFIG), "--trainer.max_epoch", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "matchopt: error: unknown option --trainer.max_epoch; did you mean --trainer.max_epochs?"
+    )
+
+
 def test_a_bad_value_is_one_line(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--config", str(TINY_CONFIG), "--search.start", "best"])
