@@ -1,4 +1,4 @@
-"""Full paper-protocol runs, one process per seed: scores (mean +- std), wall time, peak memory.
+"""Full runs of a config, one process per seed: scores (mean +- std), wall time, peak memory.
 
     python benchmarks/protocol.py --config configs/tfbind8.yaml --seeds 0 1 2 3 \
         --out benchmarks/results/tfbind8.json -- --data.data_root ../shared/design_bench_data

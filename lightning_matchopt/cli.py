@@ -1,35 +1,153 @@
 """The command line: LightningCLI with MATCH-OPT's pieces wired together.
 
-``matchopt fit --config configs/tfbind8.yaml`` (or ``python -m lightning_matchopt``). The search
-callback is configured under ``search.*``, checkpointing under ``checkpoint.*``, the prediction
-writer under ``prediction.*``; the surrogate's input width is linked from the task, never set by
-hand. After ``fit``, a checkpoint is validated (``validate``), scores designs (``predict``) or is
-searched again (``search``); the checkpoint's own hyperparameters define its network.
+``matchopt fit --config tfbind8`` (or ``python -m lightning_matchopt``): ``--config`` takes a path
+or the name of a shipped config. The search callback is configured under ``search.*``,
+checkpointing under ``checkpoint.*`` (and ``best_checkpoint.*``), the prediction writer under
+``prediction.*``; the surrogate's input width is linked from the task, never set by hand. After
+``fit``, a checkpoint is validated (``validate``), scores designs (``predict``) or is searched
+again (``search``); the checkpoint's own hyperparameters define its network. User errors print
+one or two lines, never the 90-line usage.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import re
 import sys
+import textwrap
 import warnings
+from pathlib import Path
 
+import lightning
+from jsonargparse import ActionConfigFile
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_matchopt import config_names
 from lightning_matchopt.checkpoints import (
-    check_input_width,
+    EpochCheckpoint,
+    check_checkpoint_fits,
     latest_checkpoint,
     read_hyperparameters,
+    readable_checkpoint,
     resolve_checkpoint,
 )
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import ConfigError, MatchOptError
 from lightning_matchopt.models import MatchOptModule
 from lightning_matchopt.predict import PredictionWriter
+from lightning_matchopt.quiet import silence_third_party_noise
 from lightning_matchopt.search import DesignSearch
+from lightning_matchopt.signals import StopOnSignal
+from lightning_matchopt.tasks import TASKS
 from lightning_matchopt.trainer import MatchOptTrainer
 
+# The Trainer methods offered as subcommands, with their help line (test stays hidden: the
+# module has no test step; search is MatchOptTrainer's).
+TRAINER_SUBCOMMANDS = {
+    "fit": "train a surrogate on a task, then search designs with it",
+    "validate": "a checkpoint's held-out metrics (val/*), on the rows its training held out",
+    "predict": "a checkpoint's predicted scores of the offline rows or of a file of designs",
+    "search": "search designs again with a checkpoint's surrogate, scored by the oracle",
+}
 FROM_CHECKPOINT = ("validate", "predict", "search")  # subcommands that use a trained surrogate
+# The project's own subcommands: module whose main(argv) runs it, and its help line.
+OWN_SUBCOMMANDS = {
+    "data": ("lightning_matchopt.datafetch", "list, check or fetch Design-Bench data files"),
+    "grid": ("lightning_matchopt.grid", "run tasks x methods x seeds, each its own run, and tabulate them"),
+    "configs": ("lightning_matchopt.config_names", "list the shipped configs, or print one to copy and edit"),
+}
+PROJECT_GROUPS = ("data", "model", "search")
+
+
+def top_level_help() -> str:
+    """``matchopt --help``: every subcommand the tool has, and nothing that does not work."""
+    commands = {**TRAINER_SUBCOMMANDS, **{name: line for name, (_, line) in OWN_SUBCOMMANDS.items()}}
+    width = max(map(len, commands))
+    lines = "\n".join(f"  {name:<{width}}  {line}" for name, line in commands.items())
+    return (
+        f"usage: matchopt {{{','.join(commands)}}} ...\n\n"
+        "MATCH-OPT offline black-box optimization (gradient-matching surrogates) on PyTorch Lightning.\n\n"
+        f"subcommands (matchopt SUBCOMMAND --help for each):\n{lines}\n\n"
+        "example: matchopt fit --config shekel    (a shipped config; matchopt configs lists them)\n"
+    )
+
+
+class UnknownConfig(TypeError):
+    """A ``--config`` that is neither a file nor a shipped config (its message is for the user)."""
+
+
+class ConfigFileOrName(ActionConfigFile):
+    """``--config``: a path, or the name of a shipped config (a path that exists wins).
+
+    Text that is a config itself (``--config '{trainer: {max_epochs: 1}}'``) passes through.
+    """
+
+    def __call__(self, parser, cfg, values, option_string=None):  # noqa: D102
+        path = config_names.resolve(values)
+        if not Path(path).exists() and not any(s in values for s in ("{", "\n", ": ")):
+            raise UnknownConfig(config_names.unknown_config_message(values))
+        super().__call__(parser, cfg, path, option_string)
+
+
+class MatchOptArgumentParser(LightningArgumentParser):
+    """LightningArgumentParser whose errors are one or two lines with a hint, not the usage."""
+
+    def error(self, message: str, ex: Exception | None = None):  # noqa: D102
+        if not self.exit_on_error:
+            super().error(message, ex)  # raises, for callers that catch parse errors
+        if not isinstance(ex, UnknownConfig):
+            message = explain(message, getattr(ex, "subcommand_parser", None) or self)
+        print(f"matchopt: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def known_keys(parser: LightningArgumentParser) -> list[str]:
+    """Every ``--key`` the parser and its subcommands accept, without the dashes."""
+    parsers = [parser, *getattr(parser._subcommands_action, "_name_parser_map", {}).values()]
+    return [s[2:] for p in parsers for a in p._actions for s in a.option_strings if s.startswith("--")]
+
+
+def closest_key(key: str, known: list[str]) -> str | None:
+    """The valid key a mistyped one most likely meant: same group first, ``learning_rate`` -> ``lr``."""
+    group, _, leaf = key.rpartition(".")
+
+    def initials(name: str) -> str:
+        return "".join(word[:1] for word in name.split("_"))
+
+    for candidates in ([k for k in known if k.rpartition(".")[0] == group], known):
+        leaves = {k.rpartition(".")[2]: k for k in candidates}
+        for name, full in leaves.items():
+            if "_" in leaf + name and (initials(leaf) == name or initials(name) == leaf):
+                return full
+        close = difflib.get_close_matches(leaf, leaves, n=1, cutoff=0.7)
+        if close:
+            return leaves[close[0]]
+    close = difflib.get_close_matches(key, known, n=1)
+    return close[0] if close else None
+
+
+def explain(message: str, parser: LightningArgumentParser) -> str:
+    """Jsonargparse's message in one or two lines; an unknown key gets the closest valid one."""
+    if m := re.match(r"unrecognized arguments: (\S+)", message):
+        if not m.group(1).startswith("-"):
+            return f"unexpected argument {m.group(1)!r}; options are written --KEY VALUE"
+        key = m.group(1).split("=")[0].lstrip("-")
+        problem = f"unknown option --{key}"
+    elif m := re.search(r"does not accept option '([^']+)'", message):
+        key, problem = m.group(1), f"unknown key '{m.group(1)}' in a config file"
+    elif (m := re.match(r'Parser key "([^"]+)":', message)) and (got := re.search(r"(?:Got|Given) value: (.*)", message)):
+        expected = re.findall(r"Expected a <class '([^']+)'>|Expected a typing\.Literal\[(.+?)\]\.", message)
+        kinds = [f"one of {literal}" if literal else kind.replace("NoneType", "null") for kind, literal in expected]
+        wanted = f"expected {' or '.join(kinds)}, " if kinds else ""
+        return f"bad value for --{m.group(1)}: {wanted}got {got.group(1).strip()!r}"
+    else:
+        return " ".join(message.split()) + "\n(matchopt fit --help lists the options)"
+    close = closest_key(key, known_keys(parser))
+    return problem + (f"; did you mean --{close}?" if close else "; matchopt fit --help lists the options")
 
 
 class MatchOptCLI(LightningCLI):
@@ -37,26 +155,33 @@ class MatchOptCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        """``fit``, ``validate``, ``predict`` and ``search`` (``test``: the module has no test step)."""
-        skip = {"model", "dataloaders", "datamodule"}
-        return {
-            "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
-            "validate": skip,
-            "predict": skip,
-            "search": {"model", "datamodule"},
-        }
+        """Only the Trainer methods that work with this module (``TRAINER_SUBCOMMANDS``), ``search`` included."""
+        skip = {"model", "datamodule"}
+        commands = {**LightningCLI.subcommands(), "search": skip}
+        return {k: v for k, v in commands.items() if k in TRAINER_SUBCOMMANDS}
+
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        """LightningCLI's parser, with short errors and ``--config`` that also takes shipped names."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
+        # argparse takes any unique prefix of an option: --trainer.max_epoch would silently mean
+        # --trainer.max_epochs. A key is spelled in full, or it is an error with a hint.
+        kwargs.setdefault("allow_abbrev", False)
+        parser = MatchOptArgumentParser(**kwargs)
+        parser.add_argument(
+            "-c", "--config", action=ConfigFileOrName,
+            help="a config file, or the name of a shipped one (`matchopt configs` lists them); repeatable, last wins",
+        )
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(DesignSearch, "search")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EpochCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
         parser.set_defaults({
-            # checkpoint.*: last.ckpt after every epoch, as its only top-1 file. (save_last alone no longer
-            # does it: since Lightning 2.6, last.ckpt is written only when a top-k file is, or at the end.)
-            "checkpoint.save_top_k": 1,
-            "checkpoint.filename": "last",
-            "checkpoint.save_last": False,
+            # checkpoint.*: last.ckpt after every epoch (EpochCheckpoint), previous.ckpt beside it.
+            "checkpoint.save_last": True,
+            "checkpoint.save_top_k": 0,
             # best_checkpoint.*: the best epoch by a validation metric, off until save_top_k > 0.
             "best_checkpoint.monitor": "val/spearman",
             "best_checkpoint.mode": "max",
@@ -65,6 +190,26 @@ class MatchOptCLI(LightningCLI):
             "best_checkpoint.auto_insert_metric_name": False,
         })
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
+        parser.link_arguments("model.ensemble_size", "data.ensemble_size")  # each member its own draws
+        task = next(a for a in parser._actions if a.dest == "data.task")
+        task.help = f"one of {', '.join(TASKS)}, or a Design-Bench id such as TFBind8-Exact-v0"
+        parser.usage = project_summary(parser)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Check a ``--ckpt_path`` file before LightningCLI reads its hyperparameters (one line, not a traceback).
+
+        ``validate / predict / search`` need one: ``last`` is the newest ``last.ckpt`` under
+        ``--trainer.default_root_dir``, and Lightning then takes the checkpoint's model
+        hyperparameters from the (readable) file.
+        """
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand") or ""
+        config = self.config.get(subcommand, {})
+        if subcommand in FROM_CHECKPOINT:
+            root = (config.get("trainer") or {}).get("default_root_dir")
+            config.ckpt_path = resolve_checkpoint(config.get("ckpt_path"), root, subcommand)
+        if config.get("ckpt_path"):
+            config.ckpt_path = readable_checkpoint(config.ckpt_path, subcommand)
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
@@ -75,22 +220,44 @@ class MatchOptCLI(LightningCLI):
             )
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             _resume_in_latest_version(config)
+            config.ckpt_path = readable_checkpoint(config.ckpt_path)
         if self.subcommand in FROM_CHECKPOINT:
             # Lightning restores the checkpoint's callback states in every stage; outside fit the
             # checkpoint callbacks write nothing, so their note that the folder changed is noise.
             warnings.filterwarnings("ignore", "The dirpath has changed from")
-            path = resolve_checkpoint(config.get("ckpt_path"), config.trainer.get("default_root_dir"), self.subcommand)
-            config.ckpt_path = str(path)
-            self._checkpoint_hparams = read_hyperparameters(path)
-            for key, value in self._checkpoint_hparams.items():  # the checkpoint defines its network
+            for key, value in read_hyperparameters(config.ckpt_path).items():  # the checkpoint defines its network
                 if key in config.model and key != "input_dim":
                     config.model[key] = value
+            config.data.ensemble_size = config.model.ensemble_size  # the link, after the checkpoint's value
 
     def _check_checkpoint(self) -> None:
-        path = self.config[self.subcommand].ckpt_path
-        check_input_width(path, self._checkpoint_hparams, self.datamodule.task.name, self.datamodule.input_dim)
+        """Refuse a checkpoint of another task or surrogate shape before Lightning loads it."""
+        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        check_checkpoint_fits(ckpt_path, self.model, self.datamodule, self.subcommand)
 
-    before_validate = before_predict = before_search = _check_checkpoint
+    before_fit = before_validate = before_predict = before_search = _check_checkpoint
+
+
+def project_summary(parser: LightningArgumentParser) -> str:
+    """The top of ``matchopt fit --help``: the project's own options, before Lightning's 700 lines."""
+    lines = ["%(prog)s [--config FILE_OR_NAME ...] [--print_config] [--KEY VALUE ...]", ""]
+    lines.append("MATCH-OPT's options (in full below, after Lightning's --trainer.* options):")
+    for group in PROJECT_GROUPS:
+        keys = [
+            s.split(".", 1)[1] for a in parser._actions for s in a.option_strings
+            if s.startswith(f"--{group}.") and not s.endswith("+")
+        ]
+        lines += textwrap.wrap(" ".join(keys), 96, initial_indent=f"  --{group + '.*':<11}", subsequent_indent=" " * 15)
+        if group == "data":
+            lines += textwrap.wrap(f"(tasks: {', '.join(TASKS)})", 96, initial_indent=" " * 15, subsequent_indent=" " * 16)
+    lines += textwrap.wrap(
+        "Lightning's: --trainer.* (Trainer), --checkpoint.* (ModelCheckpoint: last.ckpt every epoch), "
+        "--best_checkpoint.* (the best epoch by val/spearman, off by default), --prediction.* (predict's writer)",
+        96, subsequent_indent="  ",
+    )
+    lines.append("--ckpt_path: a checkpoint of fit, or 'last' (the newest); validate, predict and search need one")
+    lines.append("--config takes a path or a shipped config's name, e.g. --config tfbind8 --config methods/regression")
+    return "\n".join(lines)
 
 
 def _resume_in_latest_version(config) -> None:
@@ -118,19 +285,23 @@ def _resume_in_latest_version(config) -> None:
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``matchopt`` and ``python -m lightning_matchopt``; user errors print one line.
 
-    ``matchopt data ...`` checks or fetches Design-Bench files (``lightning_matchopt.datafetch``),
-    ``matchopt grid ...`` runs tasks x methods x seeds (``lightning_matchopt.grid``); every other
-    subcommand is LightningCLI's.
+    ``matchopt data|grid|configs ...`` run the project's own commands (``OWN_SUBCOMMANDS``); the
+    Trainer subcommands (``fit``, ``validate``, ``predict``, ``search``) are LightningCLI's.
     """
-    argv = sys.argv[1:] if args is None else args
-    if argv[:1] == ["data"]:
-        from lightning_matchopt.datafetch import main as data_main
-
-        raise SystemExit(data_main(argv[1:]))
-    if argv[:1] == ["grid"]:
-        from lightning_matchopt.grid import main as grid_main
-
-        raise SystemExit(grid_main(argv[1:]))
+    argv = sys.argv[1:] if args is None else list(args)
+    silence_third_party_noise()
+    command = argv[0] if argv else None
+    if command in OWN_SUBCOMMANDS:
+        raise SystemExit(importlib.import_module(OWN_SUBCOMMANDS[command][0]).main(argv[1:]))
+    if command in (None, "-h", "--help"):
+        print(top_level_help(), end="", file=sys.stdout if argv else sys.stderr)
+        raise SystemExit(0 if argv else 2)
+    if not command.startswith("-") and command not in TRAINER_SUBCOMMANDS:
+        known = [*TRAINER_SUBCOMMANDS, *OWN_SUBCOMMANDS]
+        close = difflib.get_close_matches(command, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        print(f"matchopt: error: unknown subcommand {command!r}{hint} (one of {', '.join(known)})", file=sys.stderr)
+        raise SystemExit(2)
     try:
         MatchOptCLI(
             MatchOptModule,
@@ -138,8 +309,10 @@ def main(args: list[str] | None = None) -> None:
             trainer_class=MatchOptTrainer,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [StopOnSignal()]},
             args=args,
         )
     except (MatchOptError, MisconfigurationException) as e:
-        print(f"matchopt: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if rank_zero_only.rank == 0:  # under DDP every rank raises it: say it once
+            print(f"matchopt: error: {e}", file=sys.stderr)
+        raise SystemExit(getattr(e, "exit_code", 2)) from None

@@ -1,64 +1,66 @@
 """Check and fetch the Design-Bench files a task needs, verified against a manifest.
 
-Design-Bench's own download servers are gone, so the TF-Bind files must come from a copy the user
-trusts: a mirror they host themselves (``http``, ``https`` or ``file`` URL) laid out like the data
-root (``URL/tf_bind_8-SIX6_REF_R1/tf_bind_8-x-0.npy``). Because the mirror is not ours, every file
-is checked against ``manifest.json`` (size and sha256 of the file as stored) before it is put under
-its final name; the loaders in :mod:`lightning_matchopt.tasks` can then trust what they find.
+Design-Bench's own servers are gone; its complete ``design_bench_data`` folder is on the Hugging
+Face hub as the dataset ``beckhamc/design_bench_data``, in Design-Bench's layout. ``fetch`` reads it
+from there by default (``huggingface_hub``: resume, retries, ``HF_ENDPOINT``, tokens), or from a
+plain ``http(s)://`` or ``file://`` mirror laid out the same way (``pooch``). The mirror is not
+ours, so nothing is trusted: a download lands in a staging folder under the data root and is
+renamed to its final name only after it matches ``manifest.json``:
+
+- files with a published sha256 (TF-Bind-8, TF-Bind-10, Superconductor, Hopper) must match it;
+- the others (Ant, D'Kitty and their policies) must be what Design-Bench wrote: dtype, shape, y
+  ranging exactly over the published normalizers, a policy readable as arrays only. Their sha256
+  is then written to ``matchopt-data.lock.json`` in the data root, so that ``check`` and later
+  fetches detect any change.
 
 Usage (``matchopt data`` is the same as ``python -m lightning_matchopt.datafetch``)::
 
     matchopt data list
     matchopt data check [--data-root DIR] [--fast] [-v] [TASK ...]
-    matchopt data fetch --base-url URL [--data-root DIR] [--quiet] TASK ...
+    matchopt data fetch [--source hf [--repo ID] [--revision REV] | --base-url URL]
+                        [--data-root DIR] [-q] TASK ...
 
 The data root defaults to ``$MATCHOPT_DATA_ROOT``. Exit codes: 0 success (``check``: every
 requested task complete), 1 ``check`` found missing or bad files, 2 error (one line on stderr).
-
-Only the standard library is needed (tqdm, when installed, draws the progress bar).
+``list`` and ``check`` need only numpy; ``fetch`` needs the ``fetch`` extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
-import http.client
+import importlib
 import importlib.resources
 import json
 import os
+import shutil
 import sys
-import time
-import urllib.error
+import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from lightning_matchopt.errors import DataError
+import numpy as np
+
+from lightning_matchopt.atomic import write_atomic
+from lightning_matchopt.errors import DataError, MatchOptError
 from lightning_matchopt.tasks import ALIASES
-from lightning_matchopt.tasks.base import DATA_ROOT_ENV
+from lightning_matchopt.tasks.base import DATA_ROOT_ENV, load_array
 
 PROG = "matchopt data"
 ERROR_PREFIX = "matchopt data: error:"
+HF_REPO = "beckhamc/design_bench_data"
+HF_REVISION = "main"
+LOCK_NAME = "matchopt-data.lock.json"
 
 PRESENT = "present"
 MISSING = "missing"
 WRONG_SIZE = "wrong size"
 WRONG_SHA256 = "wrong sha256"
-
-# Design-Bench tasks whose original files this project has no checksums for: the loaders know their layout
-# (``<folder>/<folder>-{x,y}-<i>.npy``) but there is nothing to check them against.
-UNVERIFIED = {
-    "superconductor": "superconductor",
-    "hopper": "hopper_controller",
-    "ant": "ant_morphology",
-    "dkitty": "dkitty_morphology",
-}
-
-_CHUNK = 1 << 16
-_SCHEMES = ("http", "https", "file")
-_TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
-_USER_AGENT = "lightning_matchopt-datafetch/1"
+BAD = "bad content"
+DOWNLOADED = "downloaded"
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,25 @@ class FileEntry:
 
     Attributes:
         path: path relative to the data root, with ``/`` separators.
-        size: size in bytes of the file as stored.
-        sha256: hex sha256 of the file as stored (of the ``.npy.gz`` for TF-Bind-10 shards).
+        size: size in bytes (of the ``.npy``, also when stored as ``.npy.gz``); None if unknown.
+        sha256: hex sha256 (of the ``.npy``); None where none is published.
+        dtype, shape: what the ``.npy`` must hold (Design-Bench's own writing), or None.
+        value_range: the exact min and max the array must have (the published normalizers).
+        policy: ``ant`` (read as the Ant oracle reads it) or ``arrays`` (a dict of arrays), or None.
     """
 
     path: str
-    size: int
-    sha256: str
+    size: int | None = None
+    sha256: str | None = None
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+    value_range: tuple[float, float] | None = None
+    policy: str | None = None
+
+    @property
+    def has_structure(self) -> bool:
+        """Whether there is more to check than bytes (dtype, shape, range or policy)."""
+        return self.dtype is not None or self.policy is not None
 
 
 @dataclass(frozen=True)
@@ -82,15 +96,20 @@ class FileStatus:
 
     Attributes:
         entry: the manifest entry.
-        state: ``present``, ``missing``, ``wrong size`` or ``wrong sha256``.
-        size: size found on disk, None if missing.
-        sha256: hash found on disk, None if not computed (missing, wrong size or ``fast``).
+        state: ``present``, ``missing``, ``wrong size``, ``wrong sha256`` or ``bad content``.
+        path: the file found (``NAME`` or ``NAME.gz``), None if missing.
+        size: its size as a ``.npy``, None if missing.
+        sha256: its hash as a ``.npy``, None if not computed (missing, wrong size, ``fast``, or
+            checked by structure).
+        detail: why it is bad, for ``bad content`` and a changed locked file.
     """
 
     entry: FileEntry
     state: str
+    path: Path | None = None
     size: int | None = None
     sha256: str | None = None
+    detail: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -100,35 +119,56 @@ class FileStatus:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What ``fetch`` did for one file.
-
-    Attributes:
-        entry: the manifest entry.
-        action: ``present`` (already good), ``downloaded`` or ``resumed`` (a ``.part`` continued).
-        downloaded: bytes transferred in this run.
-    """
+    """What ``fetch`` did for one file: ``present``, or ``downloaded`` (``size`` bytes)."""
 
     entry: FileEntry
     action: str
-    downloaded: int
-
-
-class _Transient(Exception):
-    """A failure worth retrying (connection cut, timeout, 5xx); the ``.part`` file is kept."""
-
-
-class _RangeRefused(_Transient):
-    """HTTP 416: the server's file is not longer than our ``.part``, so the ``.part`` is bad."""
+    size: int
 
 
 # --------------------------------------------------------------------------------------------------
 # Manifest
 
 
+def _entry(task: str, row: dict) -> FileEntry:
+    """One manifest row, validated: a hand-edited manifest cannot point outside the data root."""
+    bad = DataError(
+        f"manifest.json: bad entry for task {task!r}: {row!r}; reinstall lightning_matchopt"
+    )
+    try:
+        entry = FileEntry(
+            path=str(row["path"]),
+            size=None if row.get("size") is None else int(row["size"]),
+            sha256=None if row.get("sha256") is None else str(row["sha256"]).lower(),
+            dtype=row.get("dtype"),
+            shape=None if row.get("shape") is None else tuple(int(n) for n in row["shape"]),
+            value_range=None
+            if row.get("range") is None
+            else (float(row["range"][0]), float(row["range"][1])),
+            policy=row.get("policy"),
+        )
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise bad from None
+    parts = PurePosixPath(entry.path).parts
+    if (
+        not parts
+        or entry.path.startswith("/")
+        or ".." in parts
+        or (
+            entry.sha256 is not None
+            and (len(entry.sha256) != 64 or any(c not in "0123456789abcdef" for c in entry.sha256))
+        )
+        or (entry.size is not None and entry.size < 0)
+        or (entry.dtype is None) != (entry.shape is None)
+        or entry.policy not in (None, "ant", "arrays")
+        or (entry.sha256 is None and not entry.has_structure)  # nothing to verify it against
+    ):
+        raise bad
+    return entry
+
+
 def load_manifest() -> dict[str, list[FileEntry]]:
     """The manifest shipped in the package: task name -> its files, sorted by path.
-
-    Validated on load so that a hand-edited manifest cannot point outside the data root.
 
     Raises:
         DataError: the manifest is missing or malformed (a broken install).
@@ -144,26 +184,9 @@ def load_manifest() -> dict[str, list[FileEntry]]:
         raise DataError("lightning_matchopt/manifest.json has no 'tasks' object; reinstall")
     manifest: dict[str, list[FileEntry]] = {}
     for task, rows in raw["tasks"].items():
-        if not isinstance(rows, list):
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise DataError(f"manifest.json: task {task!r} must list its files; reinstall")
-        entries = []
-        for row in rows:
-            try:
-                entry = FileEntry(str(row["path"]), int(row["size"]), str(row["sha256"]).lower())
-            except (KeyError, TypeError, ValueError):
-                raise DataError(f"manifest.json: bad entry for task {task!r}: {row!r}") from None
-            parts = PurePosixPath(entry.path).parts
-            if (
-                not parts
-                or entry.path.startswith("/")
-                or ".." in parts
-                or len(entry.sha256) != 64
-                or any(c not in "0123456789abcdef" for c in entry.sha256)
-                or entry.size < 0
-            ):
-                raise DataError(f"manifest.json: bad entry for task {task!r}: {row!r}")
-            entries.append(entry)
-        manifest[task] = sorted(entries, key=lambda e: e.path)
+        manifest[task] = sorted((_entry(task, row) for row in rows), key=lambda e: e.path)
     return manifest
 
 
@@ -171,12 +194,6 @@ def _task_entries(task: str, manifest: dict[str, list[FileEntry]] | None = None)
     """The task's files; an unknown name is an error that lists the known ones."""
     manifest = load_manifest() if manifest is None else manifest
     task = ALIASES.get(task, task)
-    if task in UNVERIFIED:
-        raise DataError(
-            f"{task}: this project knows no checksums of Design-Bench's original '{UNVERIFIED[task]}/' files, so "
-            "they cannot be checked or fetched verified; copy the folder under the data root by hand (the "
-            "loader checks shapes and values, and warns if the score range is not the original's)"
-        )
     if task not in manifest:
         raise DataError(f"unknown task {task!r}; known tasks: {', '.join(sorted(manifest))}")
     return manifest[task]
@@ -208,43 +225,127 @@ def _local_path(root: Path, entry: FileEntry) -> Path:
     return root.joinpath(*PurePosixPath(entry.path).parts)
 
 
-def _part_path(target: Path) -> Path:
-    return target.with_name(target.name + ".part")
+def _found(root: Path, entry: FileEntry) -> Path | None:
+    """The file as stored: ``NAME``, or ``NAME.gz`` (a gzipped ``.npy``, as in ../shared)."""
+    path = _local_path(root, entry)
+    gz = path.with_name(path.name + ".gz")
+    return path if path.is_file() else gz if entry.path.endswith(".npy") and gz.is_file() else None
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def _size(path: Path) -> int:
+    """Size of the file as a ``.npy``: a ``.gz`` stores it (mod 2**32) in its last four bytes."""
+    if path.suffix != ".gz":
+        return path.stat().st_size
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
+
+
+def _sha256(path: Path) -> str:
+    """Hex sha256 of the file's content (of the ``.npy`` for a ``.npy.gz``)."""
+    digest = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
     return digest.hexdigest()
 
 
-def _check_file(root: Path, entry: FileEntry, fast: bool) -> FileStatus:
-    path = _local_path(root, entry)
-    if not path.is_file():
-        return FileStatus(entry, MISSING)
-    size = path.stat().st_size
-    if size != entry.size:
-        return FileStatus(entry, WRONG_SIZE, size)
-    if fast:
-        return FileStatus(entry, PRESENT, size)
+def _structure_problem(entry: FileEntry, path: Path) -> str | None:
+    """Why the file is not what Design-Bench wrote (dtype, shape, values, policy), or None."""
+    if entry.policy is not None:
+        from lightning_matchopt.tasks.oracles.morphology import load_policy, read_policy_arrays
+
+        try:
+            load_policy(path) if entry.policy == "ant" else read_policy_arrays(
+                path, entry.path.split("_")[0]
+            )
+        except MatchOptError as e:
+            return str(e).split(": ", 1)[-1]
+        return None
     try:
-        digest = _sha256_file(path)
-    except OSError as e:
-        raise DataError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
-    return FileStatus(entry, PRESENT if digest == entry.sha256 else WRONG_SHA256, size, digest)
+        array = (
+            load_array(path)
+            if path.suffix == ".gz"
+            else np.load(path, mmap_mode="r", allow_pickle=False)
+        )
+    except (DataError, ValueError, OSError, EOFError) as e:
+        return f"not a readable .npy file ({e})"
+    if str(array.dtype) != entry.dtype or array.shape != entry.shape:
+        return (
+            f"holds {array.dtype} of shape {array.shape}, "
+            f"Design-Bench's is {entry.dtype} of shape {entry.shape}"
+        )
+    if not np.isfinite(array).all():
+        return "holds NaN or infinite values"
+    if entry.value_range is not None:
+        low, high = float(array.min()), float(array.max())
+        if not np.allclose([low, high], entry.value_range, rtol=1e-6, atol=0):
+            return (
+                f"ranges over [{low:.8g}, {high:.8g}], not over the published normalizers "
+                f"[{entry.value_range[0]}, {entry.value_range[1]}]"
+            )
+    return None
+
+
+def _read_lock(root: Path) -> dict[str, dict]:
+    """sha256 and size of the files without published checksums, as verified on first fetch."""
+    path = root / LOCK_NAME
+    if not path.is_file():
+        return {}
+    try:
+        files = json.loads(path.read_text())["files"]
+        return {
+            str(k): {"size": int(v["size"]), "sha256": str(v["sha256"])} for k, v in files.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise DataError(
+            f"{str(path)!r} is unreadable: delete it and run fetch again to verify the files anew"
+        ) from None
+
+
+def _write_lock(root: Path, lock: dict[str, dict]) -> None:
+    text = json.dumps({"format": 1, "files": dict(sorted(lock.items()))}, indent=1) + "\n"
+    write_atomic(root / LOCK_NAME, lambda f: f.write(text.encode()))
+
+
+def _pinned(entry: FileEntry, lock: dict[str, dict]) -> dict | None:
+    """The size and sha256 the file must have: the manifest's, else the lock's, else None."""
+    if entry.sha256 is not None:
+        return {"size": entry.size, "sha256": entry.sha256}
+    return lock.get(entry.path)
+
+
+def _check_file(root: Path, entry: FileEntry, fast: bool, lock: dict[str, dict]) -> FileStatus:
+    path = _found(root, entry)
+    if path is None:
+        return FileStatus(entry, MISSING)
+    size, pinned = _size(path), _pinned(entry, lock)
+    if pinned is not None and pinned["size"] is not None and size != pinned["size"]:
+        return FileStatus(entry, WRONG_SIZE, path, size)
+    if fast:
+        return FileStatus(entry, PRESENT, path, size)
+    if pinned is None:  # no checksum yet: it must be what Design-Bench wrote
+        problem = _structure_problem(entry, path)
+        return FileStatus(entry, BAD if problem else PRESENT, path, size, detail=problem)
+    digest = _sha256(path)
+    if digest == pinned["sha256"]:
+        return FileStatus(entry, PRESENT, path, size, digest)
+    detail = None if entry.sha256 else f"changed since its first fetch (sha256 in {LOCK_NAME})"
+    return FileStatus(entry, WRONG_SHA256, path, size, digest, detail)
 
 
 def check_task(
     task: str, data_root: str | os.PathLike | None = None, fast: bool = False
 ) -> list[FileStatus]:
-    """Compare the task's files under the data root with the manifest.
+    """Compare the task's files under the data root with the manifest (and the lock file).
 
     Args:
-        task: a manifest task name (``tfbind8``, ``tfbind10``).
+        task: a manifest task name or alias (``tfbind8``, ``ant``, ``HopperController-Exact-v0``).
         data_root: folder holding Design-Bench's data folders; None: ``$MATCHOPT_DATA_ROOT``.
-        fast: compare sizes only (no hashing): catches missing and truncated files in a blink.
+        fast: compare sizes only (no hashing, no loading): catches missing and truncated files.
 
     Returns:
         One :class:`FileStatus` per manifest file, in manifest order.
@@ -254,288 +355,185 @@ def check_task(
     """
     entries = _task_entries(task)
     root = _resolve_root(data_root, create=False)
-    return [_check_file(root, entry, fast) for entry in entries]
+    lock = _read_lock(root)
+    return [_check_file(root, entry, fast, lock) for entry in entries]
 
 
 # --------------------------------------------------------------------------------------------------
 # Fetch
 
 
-class _NullBar:
-    """Stands in for tqdm when progress is off or tqdm is not installed."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Meter:
-    """Counts the bytes that arrive (for :class:`FetchResult`) and moves the progress bar."""
-
-    def __init__(self, bar) -> None:
-        self.bar = bar
-        self.received = 0
-
-    def update(self, n: int) -> None:
-        if n > 0:
-            self.received += n
-        self.bar.update(n)
-
-
-def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
-    if not enabled:
-        return _NullBar()
+def _library(name: str):
+    """Import a download library of the ``fetch`` extra, or say in one line how to install it."""
     try:
-        from tqdm import tqdm
+        return importlib.import_module(name)
     except ImportError:
-        return _NullBar()
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        leave=True,
-        dynamic_ncols=True,
-    )
+        raise DataError(f"fetch needs {name}: pip install 'lightning_matchopt[fetch]'") from None
 
 
-def _check_base_url(base_url: str) -> str:
-    """The base URL without trailing slash; only the user's own http(s)/file mirror is allowed."""
-    scheme = urllib.parse.urlsplit(base_url).scheme.lower()
-    if scheme not in _SCHEMES:
-        raise DataError(
-            f"base URL {base_url!r} must start with http://, https:// or file:// "
-            f"(for a local folder: file:///absolute/path)"
+class HubSource:
+    """A hub dataset in Design-Bench's layout; ``HF_ENDPOINT`` (or ``endpoint``) picks the hub."""
+
+    def __init__(
+        self, repo: str = HF_REPO, revision: str = HF_REVISION, endpoint: str | None = None
+    ) -> None:
+        self.hub = _library("huggingface_hub")
+        self.repo, self.revision, self.endpoint = repo, revision, endpoint
+
+    def __str__(self) -> str:
+        return f"hf://datasets/{self.repo}@{self.revision}" + (
+            f" on {self.endpoint}" if self.endpoint else ""
         )
-    return base_url.rstrip("/")
 
-
-def _file_url(base_url: str, entry: FileEntry) -> str:
-    return f"{base_url}/{urllib.parse.quote(entry.path)}"
-
-
-def _open(opener: urllib.request.OpenerDirector, url: str, offset: int, timeout: float):
-    """Open ``url`` asking for bytes from ``offset`` on; sorts failures into retry or give up."""
-    headers = {"User-Agent": _USER_AGENT}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        return opener.open(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        e.close()
-        if e.code == 416:
-            raise _RangeRefused(f"HTTP 416 {e.reason} for bytes={offset}-") from None
-        if e.code in _TRANSIENT_HTTP:
-            raise _Transient(f"HTTP {e.code} {e.reason}") from None
-        raise DataError(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
-    except urllib.error.URLError as e:
-        if url.lower().startswith("file:"):
-            raise DataError(f"cannot read {url}: {e.reason}") from None
-        raise _Transient(f"cannot connect: {e.reason}") from None
-    except (OSError, http.client.HTTPException) as e:
-        raise _Transient(f"cannot connect: {e}") from None
-
-
-def _download_once(
-    opener: urllib.request.OpenerDirector,
-    url: str,
-    entry: FileEntry,
-    part: Path,
-    timeout: float,
-    bar: _Meter,
-) -> bool:
-    """One request: continue ``part`` (or start it) until it holds ``entry.size`` bytes.
-
-    Returns:
-        Whether the ``.part`` holds bytes from before this request (a resume).
-
-    Raises:
-        _Transient: the connection failed or closed early; what arrived is kept in ``part``.
-        DataError: the mirror's file cannot be the right one (wrong length) or is not there.
-    """
-    offset = part.stat().st_size if part.is_file() else 0
-    if offset > entry.size:  # not a prefix of the right file
-        part.unlink()
-        bar.update(-offset)
-        offset = 0
-    if offset == entry.size:  # complete from an earlier run; the hash check decides
-        return True
-    try:
-        response = _open(opener, url, offset, timeout)
-    except _RangeRefused:
-        part.unlink()
-        bar.update(-offset)
-        raise
-    with response:
-        status = getattr(response, "status", None)
-        length = response.headers.get("Content-Length")
-        resumed = False
-        if offset and status == 206:
-            content_range = response.headers.get("Content-Range", "")
-            if not content_range.startswith(f"bytes {offset}-"):
-                part.unlink()
-                bar.update(-offset)
-                raise _Transient(f"server answered range {content_range!r}, asked from {offset}")
-            resumed = True
-        elif offset:
-            # The server ignored the Range header (200, or a file URL): its body is the whole file.
-            bar.update(-offset)
-            offset = 0
-        expected = entry.size - offset
-        if length is not None and length.isdigit() and int(length) != expected:
-            raise DataError(
-                f"{entry.path}: the mirror sends {int(length) + offset} bytes, the manifest "
-                f"expects {entry.size} ({url})"
+    def download(self, path: str, staging: Path, progress: bool) -> Path:
+        """Download ``path`` into ``staging`` (``local_dir``: written once, on the data disk)."""
+        bars = importlib.import_module("huggingface_hub.utils")
+        quiet = not progress and not bars.are_progress_bars_disabled()
+        if quiet:
+            bars.disable_progress_bars()
+        try:
+            return Path(
+                self.hub.hf_hub_download(
+                    self.repo,
+                    path,
+                    repo_type="dataset",
+                    revision=self.revision,
+                    endpoint=self.endpoint,
+                    local_dir=staging,
+                )
             )
-        received = 0
-        with open(part, "ab" if resumed else "wb") as out:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except (OSError, http.client.HTTPException) as e:
-                    raise _Transient(
-                        f"connection lost after {offset + received} of {entry.size} bytes ({e})"
-                    ) from None
-                if not chunk:
-                    break
-                received += len(chunk)
-                if received > expected:
-                    out.close()
-                    part.unlink()
-                    raise DataError(
-                        f"{entry.path}: the mirror sends more than the {entry.size} bytes the "
-                        f"manifest expects ({url})"
-                    )
-                out.write(chunk)
-                bar.update(len(chunk))
-    if received < expected:
-        raise _Transient(f"connection closed after {offset + received} of {entry.size} bytes")
-    return resumed
+        finally:
+            if quiet:
+                bars.enable_progress_bars()
+
+
+class UrlSource:
+    """A plain ``http(s)://`` or ``file://`` mirror laid out like the data root."""
+
+    def __init__(self, base_url: str, retries: int = 2, timeout: float = 60.0) -> None:
+        self.scheme = urllib.parse.urlsplit(base_url).scheme.lower()
+        if self.scheme not in ("http", "https", "file"):
+            raise DataError(
+                f"base URL {base_url!r} must start with http://, https:// or file:// "
+                "(for a local folder: file:///absolute/path)"
+            )
+        self.base_url, self.retries, self.timeout = base_url.rstrip("/"), retries, timeout
+        self.pooch = None if self.scheme == "file" else _library("pooch")
+
+    def __str__(self) -> str:
+        return self.base_url
+
+    def download(self, path: str, staging: Path, progress: bool) -> Path:
+        """Download ``path`` into ``staging`` with pooch (retries, temporary file), or copy it for ``file://``."""
+        url = f"{self.base_url}/{urllib.parse.quote(path)}"
+        if self.scheme == "file":
+            source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+            gz = source.with_name(source.name + ".gz")
+            if not source.is_file() and path.endswith(".npy") and gz.is_file():
+                source, path = gz, path + ".gz"  # a folder stored like the shared one
+            if not source.is_file():
+                raise DataError(f"{path}: {url} does not exist")
+            target = staging.joinpath(*PurePosixPath(path).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            return target
+        self.pooch.get_logger().setLevel(
+            "WARNING"
+        )  # no "Downloading ..." and "SHA256 hash ..." lines per file
+        mirror = self.pooch.create(
+            path=staging,
+            base_url=self.base_url + "/",
+            registry={path: None},
+            retry_if_failed=self.retries,
+        )
+        downloader = self.pooch.HTTPDownloader(progressbar=progress, timeout=self.timeout)
+        return Path(mirror.fetch(path, downloader=downloader))
+
+
+def _failure(path: str, source, error: Exception) -> DataError:
+    """One line for whatever the download library raised, with the fix: a wrong name or a retry."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+    said = f"{type(error).__name__}: {' '.join(lines) or 'no message'}"
+    missing = "404" in said or "Not Found" in said
+    fix = "check the task name, --repo, --revision or --base-url" if missing else "run fetch again"
+    return DataError(f"{path}: download from {source} failed: {said} ({fix})")
 
 
 def _fetch_file(
-    opener: urllib.request.OpenerDirector,
-    base_url: str,
-    root: Path,
-    entry: FileEntry,
-    retries: int,
-    timeout: float,
-    retry_wait: float,
-    bar: _Meter,
-) -> FetchResult:
-    """Download one file into ``<name>.part``, verify it, then move it to its final name.
-
-    A failed connection is retried ``retries`` times, each retry continuing the ``.part``. If a
-    file assembled from a resumed ``.part`` has the wrong hash, the old bytes may be the culprit,
-    so it is downloaded once more from scratch before giving up.
-    """
-    url = _file_url(base_url, entry)
-    target = _local_path(root, entry)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = _part_path(target)
-    received_before = bar.received
-    any_resumed = False
-    for fresh_start in (False, True):
-        failures = 0
-        while True:
-            try:
-                resumed = _download_once(opener, url, entry, part, timeout, bar)
-            except _Transient as e:
-                failures += 1
-                if failures > retries:
-                    hint = " (run fetch again to resume)" if part.is_file() else ""
-                    raise DataError(
-                        f"{entry.path}: download from {url} failed after {failures} tries: {e}"
-                        + hint
-                    ) from None
-                time.sleep(retry_wait * failures)
-                continue
-            any_resumed = any_resumed or resumed
-            break
-        actual = _sha256_file(part)
-        if actual == entry.sha256:
-            os.replace(part, target)
-            action = "resumed" if any_resumed else "downloaded"
-            return FetchResult(entry, action, bar.received - received_before)
-        size = part.stat().st_size
-        part.unlink()
-        bar.update(-size)
-        if not any_resumed or fresh_start:
-            break
-        any_resumed = False
-    raise DataError(
-        f"{entry.path}: sha256 mismatch: expected {entry.sha256}, got {actual} (from {url}; the "
-        f"download was deleted: the mirror's copy is not the Design-Bench file)"
-    )
+    source, entry: FileEntry, staging: Path, pinned: dict | None, progress: bool
+) -> tuple[Path, str]:
+    """Download one file into ``staging`` and verify it; returns the staged path and its sha256."""
+    try:
+        staged = source.download(entry.path, staging, progress)
+    except DataError:
+        raise
+    except Exception as e:  # the libraries raise many types (HTTP, connection, size)
+        raise _failure(entry.path, source, e) from None
+    rejected = f"(from {source}; the download was deleted, nothing was put under {entry.path})"
+    if entry.has_structure and (problem := _structure_problem(entry, staged)):
+        raise DataError(f"{entry.path} is not Design-Bench's file: {problem} {rejected}")
+    digest = _sha256(staged)
+    if pinned is not None and digest != pinned["sha256"]:
+        why = "" if entry.sha256 else f", the sha256 locked on its first fetch in {LOCK_NAME}"
+        raise DataError(
+            f"{entry.path}: sha256 mismatch: expected {pinned['sha256']}{why}, "
+            f"got {digest} {rejected}"
+        )
+    return staged, digest
 
 
 def fetch_task(
-    task: str,
-    data_root: str | os.PathLike | None,
-    base_url: str,
-    *,
-    progress: bool = False,
-    retries: int = 2,
-    timeout: float = 60.0,
-    retry_wait: float = 1.0,
+    task: str, data_root: str | os.PathLike | None, source=None, *, progress: bool = False
 ) -> list[FetchResult]:
-    """Download the task's missing or bad files from the user's mirror, verifying each one.
+    """Download the task's missing or bad files, verify each one, then put it under its final name.
 
-    Files already present with the right size and sha256 are left alone. Each download goes to
-    ``<name>.part`` beside its target and is renamed only after its size and sha256 match, so a
-    loader never sees a half-written or wrong file; an interrupted ``.part`` is continued with an
-    HTTP ``Range`` request next time (or from scratch if the server ignores ranges).
+    Files already present and good are left alone. Downloads go to a staging folder inside the
+    data root (same disk: the rename is atomic, nothing is copied) that is removed afterwards, so
+    a loader never sees a half-written or unverified file. Files without a published sha256 get
+    theirs written to the lock file once verified by structure.
 
     Args:
-        task: a manifest task name (``tfbind8``, ``tfbind10``).
+        task: a manifest task name or alias.
         data_root: folder holding Design-Bench's data folders, created if missing; None:
             ``$MATCHOPT_DATA_ROOT``.
-        base_url: ``http(s)://`` or ``file://`` URL laid out like the data root: the file
-            ``<data_root>/P`` is fetched from ``<base_url>/P``.
-        progress: draw a progress bar on stderr (tqdm).
-        retries: how many times a failed connection is retried per file.
-        timeout: socket timeout in seconds.
-        retry_wait: seconds before the first retry (doubling, tripling, ... after that).
+        source: a :class:`HubSource` (default: ``beckhamc/design_bench_data`` on the hub) or a
+            :class:`UrlSource`.
+        progress: let the download library draw its progress bars on stderr.
 
     Returns:
         One :class:`FetchResult` per manifest file, in manifest order.
 
     Raises:
-        DataError: unknown task, bad URL, a file the mirror lacks, a size or sha256 mismatch, or
-            a connection that kept failing (the ``.part`` is kept for the next run).
+        DataError: unknown task, a file the source lacks, a failed download, or a file that does
+            not match the manifest or the lock (it is deleted).
     """
     entries = _task_entries(task)
-    base = _check_base_url(base_url)
+    source = HubSource() if source is None else source
     root = _resolve_root(data_root, create=True)
-    statuses = [_check_file(root, entry, fast=False) for entry in entries]
-    todo = [s.entry for s in statuses if not s.ok]
-    partial = 0
-    for entry in todo:
-        part = _part_path(_local_path(root, entry))
-        if part.is_file():
-            partial += min(part.stat().st_size, entry.size)
-    bar = _Meter(_progress_bar(progress and bool(todo), sum(e.size for e in todo), partial, task))
-    # A fresh opener per call: proxies from the environment, no state shared between calls.
-    opener = urllib.request.build_opener()
-    done: dict[str, FetchResult] = {}
-    try:
-        for entry in todo:
-            bar.bar.set_postfix_str(PurePosixPath(entry.path).name, refresh=False)
-            done[entry.path] = _fetch_file(
-                opener, base, root, entry, retries, timeout, retry_wait, bar
-            )
-    finally:
-        bar.bar.close()
-    return [done.get(s.entry.path, FetchResult(s.entry, PRESENT, 0)) for s in statuses]
+    lock = _read_lock(root)
+    results = []
+    with tempfile.TemporaryDirectory(dir=root, prefix=".matchopt-fetch-") as folder:
+        staging = Path(folder).resolve()
+        for entry in entries:
+            status = _check_file(root, entry, fast=False, lock=lock)
+            if status.ok:
+                results.append(FetchResult(entry, PRESENT, 0))
+                if _pinned(entry, lock) is None:  # verified by structure just now: lock it
+                    lock[entry.path] = {"size": status.size, "sha256": _sha256(status.path)}
+                    _write_lock(root, lock)
+                continue
+            staged, digest = _fetch_file(source, entry, staging, _pinned(entry, lock), progress)
+            target = root / staged.relative_to(staging)  # NAME, or NAME.npy.gz from a file:// copy
+            target.parent.mkdir(parents=True, exist_ok=True)
+            transferred, size = staged.stat().st_size, _size(staged)
+            os.replace(staged, target)
+            if status.path is not None and status.path != target:
+                status.path.unlink()  # the bad NAME.npy.gz (or NAME.npy) that this one replaces
+            if entry.sha256 is None:
+                lock[entry.path] = {"size": size, "sha256": digest}
+                _write_lock(root, lock)
+            results.append(FetchResult(entry, DOWNLOADED, transferred))
+    return results
 
 
 # --------------------------------------------------------------------------------------------------
@@ -553,20 +551,26 @@ def _human(n: int) -> str:
 
 def _requested(tasks: list[str], manifest: dict[str, list[FileEntry]]) -> list[str]:
     """Requested task names, deduplicated, all validated before any work starts."""
-    names = list(dict.fromkeys(ALIASES.get(t, t) for t in tasks)) if tasks else sorted(manifest)
+    names = list(dict.fromkeys(ALIASES.get(t, t) for t in tasks)) if tasks else list(manifest)
     for name in names:
         _task_entries(name, manifest)
     return names
 
 
+def _checked_by(entries: list[FileEntry]) -> str:
+    if all(e.sha256 for e in entries):
+        return "sha256 + structure" if any(e.has_structure for e in entries) else "sha256"
+    return "structure, then sha256 locked on first fetch"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     manifest = load_manifest()
-    print(f"{'task':<14} {'files':>5} {'bytes':>12} {'size':>10}")
-    for task in sorted(manifest):
-        total = sum(e.size for e in manifest[task])
-        print(f"{task:<14} {len(manifest[task]):>5} {total:>12} {_human(total):>10}")
-    for task, folder in UNVERIFIED.items():
-        print(f"{task:<14} {'?':>5} {'?':>12} {'?':>10}  {folder}/ (no published checksums: copy it by hand)")
+    print(f"{'task':<14} {'files':>5} {'bytes':>12} {'size':>10}  verified by")
+    for task, entries in manifest.items():
+        sizes = [e.size for e in entries]
+        total = None if None in sizes else sum(sizes)
+        shown = ("?", "?") if total is None else (total, _human(total))
+        print(f"{task:<14} {len(entries):>5} {shown[0]:>12} {shown[1]:>10}  {_checked_by(entries)}")
     return 0
 
 
@@ -575,13 +579,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     tasks = _requested(args.tasks, manifest)
     root = _resolve_root(args.data_root, create=False)
     results = {task: check_task(task, root, fast=args.fast) for task in tasks}
-    states = (PRESENT, MISSING, WRONG_SIZE, WRONG_SHA256)
-    print(f"{'task':<10} {'files':>5} " + " ".join(f"{s:>12}" for s in states) + "  status")
+    states = (PRESENT, MISSING, WRONG_SIZE, WRONG_SHA256, BAD)
+    print(f"{'task':<14} {'files':>5} " + " ".join(f"{s:>12}" for s in states) + "  status")
     for task, statuses in results.items():
         counts = [sum(s.state == state for s in statuses) for state in states]
         complete = all(s.ok for s in statuses)
         print(
-            f"{task:<10} {len(statuses):>5} "
+            f"{task:<14} {len(statuses):>5} "
             + " ".join(f"{c:>12}" for c in counts)
             + f"  {'complete' if complete else 'INCOMPLETE'}"
         )
@@ -590,19 +594,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
         shown = statuses if args.verbose else [s for s in statuses if not s.ok]
         for status in shown[:limit]:
             found = "" if status.size is None or status.ok else f" (found {status.size} bytes)"
-            print(f"  {status.state:<12} {status.entry.path}{found}")
+            detail = f": {status.detail}" if status.detail else ""
+            print(f"  {status.state:<12} {status.entry.path}{found}{detail}")
         if limit is not None and len(shown) > limit:
             print(f"  ... and {len(shown) - limit} more in {task} (-v lists every file)")
     bad_tasks = [t for t, statuses in results.items() if not all(s.ok for s in statuses)]
-    how = "sizes only" if args.fast else "size and sha256"
+    how = "sizes only" if args.fast else "sha256 or structure"
     if not bad_tasks:
         print(f"all {len(tasks)} task(s) complete in {root} ({how})")
         return 0
     bad_files = sum(not s.ok for t in bad_tasks for s in results[t])
     print(
-        f"{len(bad_tasks)} of {len(tasks)} task(s) incomplete in {root} ({bad_files} file(s) "
-        f"missing or bad, {how}); get them with: {PROG} fetch --base-url URL "
-        f"--data-root {root} {' '.join(bad_tasks)}"
+        f"{len(bad_tasks)} of {len(tasks)} task(s) incomplete in {root} "
+        f"({bad_files} file(s) missing or bad, "
+        f"{how}); get them with: {PROG} fetch --data-root {root} {' '.join(bad_tasks)}"
     )
     return 1
 
@@ -610,23 +615,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_fetch(args: argparse.Namespace) -> int:
     manifest = load_manifest()
     tasks = _requested(args.tasks, manifest)
-    _check_base_url(args.base_url)
+    if args.base_url is not None:
+        if args.repo is not None or args.revision is not None:
+            raise DataError(
+                "--repo and --revision name a hub dataset: "
+                "use them with --source hf, not --base-url"
+            )
+        source = UrlSource(args.base_url)
+    else:
+        source = HubSource(args.repo or HF_REPO, args.revision or HF_REVISION)
     root = _resolve_root(args.data_root, create=True)
     for task in tasks:
-        results = fetch_task(
-            task,
-            root,
-            args.base_url,
-            progress=not args.quiet,
-            retries=max(0, args.retries),
-            timeout=args.timeout,
-        )
+        results = fetch_task(task, root, source, progress=not args.quiet)
         if not args.quiet:
             got = [r for r in results if r.action != PRESENT]
-            size = _human(sum(r.downloaded for r in got))
             print(
-                f"{task}: {len(results)} file(s) ok in {root} ({len(got)} fetched, {size}; "
-                f"{len(results) - len(got)} already there)"
+                f"{task}: {len(results)} file(s) ok in {root} ({len(got)} fetched from {source}, "
+                f"{_human(sum(r.size for r in got))}; {len(results) - len(got)} already there)"
             )
     return 0
 
@@ -634,12 +639,15 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Check or fetch the Design-Bench data files of the TF-Bind tasks, verified "
-        "against the package's manifest (size and sha256 of every file).",
+        description="Check or fetch the Design-Bench data files of the tasks, verified against "
+        "the package's "
+        "manifest (sha256 where published, else dtype, shape and the published normalizers).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,check,fetch}")
 
-    sub.add_parser("list", help="tasks, their number of files and total size")
+    sub.add_parser(
+        "list", help="tasks, their number of files, total size and how they are verified"
+    )
 
     root_help = f"folder holding Design-Bench's data folders (default: ${DATA_ROOT_ENV})"
     check = sub.add_parser("check", help="report missing or bad files (exit 1 if any)")
@@ -648,25 +656,32 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--fast", action="store_true", help="compare sizes only, no hashing")
     check.add_argument("-v", "--verbose", action="store_true", help="list every file")
 
-    fetch = sub.add_parser("fetch", help="download missing or bad files from your mirror")
+    fetch = sub.add_parser(
+        "fetch", help="download missing or bad files (default: from the Hugging Face hub)"
+    )
     fetch.add_argument("tasks", nargs="+", metavar="TASK", help="tasks to fetch")
-    fetch.add_argument(
+    where = fetch.add_mutually_exclusive_group()
+    where.add_argument(
+        "--source",
+        choices=["hf"],
+        help=f"hf: the hub dataset {HF_REPO} (the default; HF_ENDPOINT and HF_TOKEN are honoured)",
+    )
+    where.add_argument(
         "--base-url",
-        required=True,
         metavar="URL",
-        help="http(s):// or file:// URL laid out like the data root",
+        help="instead: an http(s):// or file:// mirror laid out like the data root",
+    )
+    fetch.add_argument("--repo", metavar="ID", help=f"hub dataset to read (default: {HF_REPO})")
+    fetch.add_argument(
+        "--revision", metavar="REV", help=f"its branch, tag or commit (default: {HF_REVISION})"
     )
     fetch.add_argument("--data-root", metavar="DIR", help=root_help + "; created if missing")
-    fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
-    fetch.add_argument("--retries", type=int, default=2, help="retries per file (default: 2)")
-    fetch.add_argument(
-        "--timeout", type=float, default=60.0, help="socket timeout in seconds (default: 60)"
-    )
+    fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``matchopt data`` / ``python -m lightning_matchopt.datafetch``; returns the exit code.
+    """Entry point of ``matchopt data`` (``python -m lightning_matchopt.datafetch``); the exit code.
 
     User errors (unknown task, missing data root, bad download) print one line on stderr and
     return 2; argparse's own usage errors also exit with 2.
@@ -684,7 +699,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {str(e.filename)!r}" if e.filename else ""
         print(f"{ERROR_PREFIX} {e.strerror or e}{where}", file=sys.stderr)
     except KeyboardInterrupt:
-        print(f"{ERROR_PREFIX} interrupted (fetch resumes where it stopped)", file=sys.stderr)
+        print(
+            f"{ERROR_PREFIX} interrupted (run fetch again: verified files are kept)",
+            file=sys.stderr,
+        )
         return 130
     return 2
 

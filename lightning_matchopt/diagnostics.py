@@ -21,14 +21,18 @@ from lightning_matchopt.metrics import gradient_errors
 
 
 def surrogate_gradient(surrogate: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """Gradient of the surrogate with respect to its (z-scored) input, parameters untouched."""
+    """Gradient of the surrogate (an ensemble: of its members' mean) with respect to its z-scored input."""
     z = z.detach().requires_grad_(True)
     with torch.enable_grad():
-        return torch.autograd.grad(surrogate(z).sum(), z)[0]
+        return torch.autograd.grad(surrogate.members(z).mean(0).sum(), z)[0]
 
 
 class GradientFieldDiagnostics(Callback):
     """Logs ``diag/grad_cosine_a<alpha>`` and ``diag/grad_rel_l2_a<alpha>`` every k epochs.
+
+    For an ensemble, the gradient is that of the members' mean, and ``diag/ensemble_std_a<alpha>``
+    is the members' mean std at the same points, in units of the offline scores' std: does the
+    ensemble know where its gradient goes wrong?
 
     Args:
         alphas: variances of the test distributions N(0, alpha I) in z-scored design space.
@@ -74,4 +78,8 @@ class GradientFieldDiagnostics(Callback):
             errors = gradient_errors(predicted, true)
             metrics[f"diag/grad_cosine_a{alpha:g}"] = errors["cosine_distance"]
             metrics[f"diag/grad_rel_l2_a{alpha:g}"] = errors["relative_l2"]
+            if getattr(surrogate, "ensemble_size", 1) > 1:
+                with torch.no_grad():
+                    spread = surrogate.members(z.to(device)).std(0, unbiased=False).mean()
+                metrics[f"diag/ensemble_std_a{alpha:g}"] = float(spread)
         return metrics

@@ -1,8 +1,8 @@
 """``matchopt grid``: tasks x methods x seeds as independent runs, summarized in one table.
 
 Each run is its own ``matchopt fit`` process (task config + method overlay + seed) in
-``<root>/<task>/<method>/seed_<s>/``; a run whose final ``results.json`` exists is skipped, so
-a killed grid resumes. ``--workers`` runs several at once on one machine; on a cluster, run
+``<root>/<task>/<method>/seed_<s>/``; a run whose final ``results.json`` exists is skipped, and
+the others continue from their ``last.ckpt`` (``--ckpt_path last``), so a killed grid resumes. ``--workers`` runs several at once on one machine; on a cluster, run
 single cells (``--tasks T --methods M --seeds S``) as array jobs and summarize with
 ``--summarize-only`` (see the README).
 
@@ -26,6 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from lightning_matchopt.config_names import resolve
 
 SCORES = ("score_100th", "score_50th")
 
@@ -52,10 +54,10 @@ class Run:
         return self.root / self.task / self.method / f"seed_{self.seed}"
 
     def results(self) -> dict | None:
-        """The final results of this run, or None if it has not finished."""
+        """The final results of this run, or None if it has not finished (or its final oracle failed)."""
         for path in sorted(self.run_dir.glob("lightning_logs/version_*/results.json"), reverse=True):
             results = json.loads(path.read_text())
-            if results.get("final"):
+            if results.get("final") and "oracle_error" not in results:
                 return results
         return None
 
@@ -66,7 +68,9 @@ def run_one(run: Run, extra: list[str], threads: int) -> tuple[Run, int, float]:
     command = [
         sys.executable, "-m", "lightning_matchopt", "fit", "--config", str(run.task_config),
         "--config", str(run.method_config), f"--seed_everything={run.seed}",
-        f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false", *extra,
+        f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false",
+        "--ckpt_path=last",  # a killed or preempted cell continues from its last epoch
+        *extra,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
@@ -242,11 +246,16 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
     return paths
 
 
+def config_path(value: str) -> Path:
+    """A config file, or the name of a shipped config (``shekel``, ``methods/coms``)."""
+    return Path(resolve(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``matchopt grid``; returns the exit code (1 if a run failed)."""
     parser = argparse.ArgumentParser(prog="matchopt grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", nargs="+", type=Path, required=True, help="task configs, e.g. configs/shekel.yaml")
-    parser.add_argument("--methods", nargs="+", type=Path, required=True, help="method overlays in configs/methods/")
+    parser.add_argument("--tasks", nargs="+", type=config_path, required=True, help="task configs, e.g. shekel or my.yaml")
+    parser.add_argument("--methods", nargs="+", type=config_path, required=True, help="method overlays, e.g. methods/coms")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--root", type=Path, default=Path("runs/grid"), help="where the runs go")
     parser.add_argument("--out", type=Path, default=None, help="where the table and plots go (default: --root)")

@@ -35,7 +35,7 @@ class SearchResults(Metric):
         for name in self.NAMES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    NAMES = ("features", "scores", "normalized", "predictions", "path")
+    NAMES = ("features", "scores", "normalized", "predictions", "prediction_std", "path")
 
     def update(
         self,
@@ -43,13 +43,16 @@ class SearchResults(Metric):
         scores: torch.Tensor,
         normalized: torch.Tensor,
         predictions: torch.Tensor,
+        prediction_std: torch.Tensor,
         path: torch.Tensor | None = None,
     ) -> None:
-        """``path``: ``(designs, snapshots)`` normalized scores along the search (empty: not traced)."""
+        """``prediction_std``: the ensemble members' spread (zeros for one surrogate); ``path``:
+        ``(designs, snapshots)`` normalized scores along the search (empty: not traced)."""
         self.features.append(features)
         self.scores.append(scores)
         self.normalized.append(normalized)
         self.predictions.append(predictions)
+        self.prediction_std.append(prediction_std)
         self.path.append(path if path is not None else normalized.new_empty(len(normalized), 0))
 
     def compute(self) -> dict[str, torch.Tensor]:

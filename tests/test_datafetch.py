@@ -1,155 +1,186 @@
-"""datafetch: manifest, check, and fetch from a real local HTTP server (127.0.0.1 only)."""
+"""datafetch: manifest, check, lock file, fetch from local hub-like and plain servers."""
 
+import dataclasses
 import hashlib
-import http.server
+import json
 import os
-import shutil
-import socket
-import threading
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hub_server import Files, serve
 
 from lightning_matchopt import datafetch
 from lightning_matchopt.errors import DataError
 
+pytest.importorskip("huggingface_hub")
+pytest.importorskip("pooch")
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "design_bench_data"
 TF8 = ["tf_bind_8-SIX6_REF_R1/tf_bind_8-x-0.npy", "tf_bind_8-SIX6_REF_R1/tf_bind_8-y-0.npy"]
-
-
-def _shared_root() -> Path:
-    for root in (os.environ.get("MATCHOPT_DATA_ROOT"), SHARED):
-        if root and (Path(root) / "tf_bind_8-SIX6_REF_R1").is_dir():
-            return Path(root)
-    pytest.skip(f"Design-Bench data not found under {SHARED} or $MATCHOPT_DATA_ROOT")
+ANT_X, ANT_Y, ANT_POLICY = (
+    "ant_morphology/ant_morphology-x-0.npy",
+    "ant_morphology/ant_morphology-y-0.npy",
+    "ant_morphology/ant_oracle.pkl",
+)
+HOPPER = [
+    "hopper_controller/hopper_controller-x-0.npy",
+    "hopper_controller/hopper_controller-y-0.npy",
+]
 
 
 @pytest.fixture(scope="module")
 def shared_root() -> Path:
-    return _shared_root()
+    for root in (os.environ.get("MATCHOPT_DATA_ROOT"), SHARED):
+        if (
+            root
+            and (Path(root) / "tf_bind_8-SIX6_REF_R1").is_dir()
+            and (Path(root) / "superconductor").is_dir()
+        ):
+            return Path(root)
+    pytest.skip(f"Design-Bench data not found under {SHARED} or $MATCHOPT_DATA_ROOT")
+
+
+def _y(n: int, low: float, high: float, seed: int) -> np.ndarray:
+    """Scores whose min and max are exactly the published normalizers (as float32)."""
+    y = np.random.default_rng(seed).uniform(low, high, size=(n, 1)).astype(np.float32)
+    y[0], y[-1] = low, high
+    return y
+
+
+@pytest.fixture(scope="module")
+def standins(tmp_path_factory) -> Path:
+    """Stand-in Ant, D'Kitty and Hopper files in the hub's layout, built to pass the checks."""
+    root = tmp_path_factory.mktemp("standins")
+    rng = np.random.default_rng(0)
+    arrays = {
+        ANT_X: rng.normal(size=(25009, 60)).astype(np.float32),
+        ANT_Y: _y(25009, -386.90036, 590.24445, 1),
+        "dkitty_morphology/dkitty_morphology-x-0.npy": rng.normal(size=(25009, 56)).astype(
+            np.float32
+        ),
+        "dkitty_morphology/dkitty_morphology-y-0.npy": _y(25009, -880.4585, 340.90985, 2),
+        HOPPER[0]: np.zeros((3200, 5126), np.float32),
+        HOPPER[1]: _y(3200, 87.93491, 1361.6106, 3),
+    }
+    for rel, array in arrays.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        np.save(root / rel, array)
+    sizes = [
+        (32, 17 + 18 + 14 * 6 + 60),
+        (32, 32),
+        (24, 32),
+    ]  # the Ant oracle's observation and 2 x 12 actions
+    policy = {}
+    for i, (out, inp) in zip((0, 2, 4), sizes, strict=True):
+        policy[f"base_network.network.{i}.weight"] = rng.normal(
+            0, 1 / np.sqrt(inp), (out, inp)
+        ).astype(np.float32)
+        policy[f"base_network.network.{i}.bias"] = np.zeros(out, np.float32)
+    (root / ANT_POLICY).write_bytes(pickle.dumps(policy))
+    (root / "dkitty_morphology/dkitty_oracle.pkl").write_bytes(pickle.dumps(policy))
+    return root
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    """Requests to 127.0.0.1 must never be routed through a proxy from the environment."""
-    for name in ("http_proxy", "https_proxy", "all_proxy"):
+def _isolated(monkeypatch, tmp_path):
+    """No proxy for 127.0.0.1, and the hub client's cache and token kept inside tmp_path."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HF_TOKEN", "HF_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    import huggingface_hub.constants as constants
 
-
-class MirrorHandler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.root`` with ``Range: bytes=N-`` support and injectable faults."""
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        server = self.server
-        rel = self.path.lstrip("/")
-        server.requests.append((rel, self.headers.get("Range")))
-        path = server.root / rel
-        if ".." in Path(rel).parts or not path.is_file():
-            self.send_error(404)
-            return
-        data = path.read_bytes()
-        if rel in server.corrupt:
-            data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        start = 0
-        range_header = self.headers.get("Range")
-        if range_header and not server.ignore_range:
-            start = int(range_header.removeprefix("bytes=").split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        cut = server.cut_after.pop(rel, None)  # once
-        if cut is not None:
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(body)
-
-    def log_message(self, format, *args):  # noqa: A002
-        pass
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
 
 
 @pytest.fixture
-def mirror(tmp_path, shared_root):
-    """A served copy of the two TF-Bind-8 files; yields (server, base_url)."""
-    root = tmp_path / "mirror"
-    for rel in TF8:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shared_root / rel, root / rel)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MirrorHandler)
-    server.daemon_threads = True
-    server.root = root
-    server.requests = []
-    server.corrupt = set()
-    server.cut_after = {}
-    server.ignore_range = False
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def hub(shared_root, standins):
+    with serve(Files(standins, shared_root), hub=True) as server:
+        server.source = datafetch.HubSource(endpoint=server.url)
+        yield server
 
 
-def _fetch(task, root, url, **kw):
-    kw.setdefault("retry_wait", 0.0)
-    kw.setdefault("timeout", 5.0)
-    return datafetch.fetch_task(task, root, url, **kw)
+@pytest.fixture
+def mirror(shared_root, standins):
+    with serve(Files(standins, shared_root), hub=False) as server:
+        server.source = datafetch.UrlSource(server.url, retries=0)
+        yield server
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _final_files(root: Path) -> list[str]:
+    """Everything under the data root (the staging folder must be gone)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("matchopt data: error: "), err
+    return err[0]
 
 
 # --------------------------------------------------------------------------------------------------
+# Manifest and check
 
 
-def test_manifest_matches_sha256sums(shared_root):
-    sums_file = shared_root / "SHA256SUMS"
-    if not sums_file.is_file():
-        pytest.skip(f"no SHA256SUMS in {shared_root}")
-    sums = {}
-    for line in sums_file.read_text().splitlines():
-        digest, rel = line.split(None, 1)
-        sums[rel.lstrip("*")] = digest
+def test_manifest_matches_the_shared_checksums(shared_root):
     manifest = datafetch.load_manifest()
-    assert sorted(manifest) == ["tfbind10", "tfbind8"]
+    assert list(manifest) == ["tfbind8", "tfbind10", "superconductor", "hopper", "ant", "dkitty"]
     assert [e.path for e in manifest["tfbind8"]] == TF8
-    assert len(manifest["tfbind10"]) == 168
-    listed = [e for entries in manifest.values() for e in entries]
-    assert {e.path for e in listed} == set(sums)
-    for entries in manifest.values():
-        assert [e.path for e in entries] == sorted(e.path for e in entries)
-    for e in listed:
-        assert e.sha256 == sums[e.path], e.path
-        assert e.size == (shared_root / e.path).stat().st_size, e.path
+    assert len(manifest["tfbind10"]) == 168 and all(
+        e.path.endswith(".npy") for e in manifest["tfbind10"]
+    )
+    sums = {}
+    for sums_file, folder in (
+        (shared_root / "SHA256SUMS", ""),
+        (shared_root / "superconductor/SHA256SUMS", "superconductor/"),
+    ):
+        for line in sums_file.read_text().splitlines():
+            digest, rel = line.split(None, 1)
+            sums[folder + rel.lstrip("*")] = digest
+    for e in manifest["tfbind8"] + manifest["superconductor"]:
+        assert (e.sha256, e.size) == (sums[e.path], (shared_root / e.path).stat().st_size), e.path
+    assert len(manifest["superconductor"]) == 10
+    # TF-Bind-10: the manifest holds the .npy's hash, which the shared folder's PROVENANCE.md lists.
+    provenance = (shared_root / "PROVENANCE.md").read_text()
+    assert all(f"`{e.sha256}`" in provenance for e in manifest["tfbind10"])
+    # Files without a published sha256 carry what Design-Bench wrote instead.
+    ant = {e.path: e for e in manifest["ant"]}
+    assert ant[ANT_X].shape == (25009, 60) and ant[ANT_Y].value_range == (-386.90036, 590.24445)
+    assert ant[ANT_POLICY].policy == "ant" and ant[ANT_X].sha256 is None
+    hopper = manifest["hopper"]
+    assert [e.sha256[:8] for e in hopper] == ["da93f203", "8f04be4b"] and hopper[0].shape == (
+        3200,
+        5126,
+    )
 
 
-def test_check_shared_folder_complete(shared_root):
-    tf8 = datafetch.check_task("tfbind8", shared_root)
-    assert [s.state for s in tf8] == ["present", "present"]
-    assert all(s.sha256 == s.entry.sha256 for s in tf8)
-    if not (shared_root / "tf_bind_10-pho4").is_dir():
-        pytest.skip("no TF-Bind-10 files in the shared data root")
-    tf10 = datafetch.check_task("tfbind10", shared_root, fast=True)
-    assert len(tf10) == 168 and all(s.ok for s in tf10)
+def test_check_the_shared_folder(shared_root, capsys):
+    for task in ("tfbind8", "superconductor"):
+        assert all(
+            s.ok and s.sha256 == s.entry.sha256 for s in datafetch.check_task(task, shared_root)
+        )
+    tf10 = datafetch.check_task(
+        "tfbind10", shared_root, fast=True
+    )  # .npy.gz: the size from its trailer
+    assert len(tf10) == 168 and all(s.ok and s.path.name.endswith(".npy.gz") for s in tf10)
+    root = str(shared_root)
+    assert (
+        datafetch.main(
+            ["check", "--fast", "--data-root", root, "tfbind8", "tfbind10", "superconductor"]
+        )
+        == 0
+    )
+    assert "all 3 task(s) complete" in capsys.readouterr().out
+    assert datafetch.main(["check", "--fast", "--data-root", root]) == 1
+    out = capsys.readouterr().out
+    assert "matchopt data fetch --data-root" in out and out.rstrip().endswith("hopper ant dkitty")
 
 
 def test_check_reports_missing_and_bad(tmp_path, shared_root):
@@ -159,174 +190,290 @@ def test_check_reports_missing_and_bad(tmp_path, shared_root):
     data = bytearray((shared_root / TF8[0]).read_bytes())
     data[-1] ^= 0xFF
     target.write_bytes(bytes(data))
-    states = [s.state for s in datafetch.check_task("tfbind8", root)]
-    assert states == ["wrong sha256", "missing"]
-    fast = datafetch.check_task("tfbind8", root, fast=True)
-    assert [s.state for s in fast] == ["present", "missing"]
+    assert [s.state for s in datafetch.check_task("tfbind8", root)] == ["wrong sha256", "missing"]
+    assert [s.state for s in datafetch.check_task("tfbind8", root, fast=True)] == [
+        "present",
+        "missing",
+    ]
     target.write_bytes(b"short")
     assert datafetch.check_task("tfbind8", root, fast=True)[0].state == "wrong size"
+    # A file without checksums is checked by structure until fetch locks it.
+    (root / "ant_morphology").mkdir()
+    np.save(root / ANT_Y, np.zeros((25009, 1), np.float32))
+    status = datafetch.check_task("AntMorphology-Exact-v0", root)[1]
+    assert status.state == "bad content" and "published normalizers" in status.detail
     with pytest.raises(DataError, match="does not exist"):
         datafetch.check_task("tfbind8", tmp_path / "nowhere")
-    with pytest.raises(DataError, match="known tasks: tfbind10, tfbind8"):
+    with pytest.raises(
+        DataError, match="known tasks: ant, dkitty, hopper, superconductor, tfbind10, tfbind8"
+    ):
         datafetch.check_task("tfbind9", root)
 
 
-def test_fetch_into_empty_root(tmp_path, mirror, shared_root):
-    server, url = mirror
+# --------------------------------------------------------------------------------------------------
+# Fetch from the hub (huggingface_hub against the local hub-like server)
+
+
+def test_hub_fetch_into_empty_root(tmp_path, hub, shared_root):
     root = tmp_path / "new" / "data"  # missing: fetch creates it
-    results = _fetch("tfbind8", root, url)
-    assert [r.action for r in results] == ["downloaded", "downloaded"]
+    for task in ("tfbind8", "superconductor"):
+        results = datafetch.fetch_task(task, root, hub.source)
+        assert {r.action for r in results} == {"downloaded"}
+        assert all(s.ok for s in datafetch.check_task(task, root))
     for rel in TF8:
         assert (root / rel).read_bytes() == (shared_root / rel).read_bytes()
-    assert all(s.ok for s in datafetch.check_task("tfbind8", root))
-    assert not list(root.rglob("*.part"))
-    assert all(r is None for _, r in server.requests)
-    # Everything present: nothing is downloaded again.
-    server.requests.clear()
-    assert [r.action for r in _fetch("tfbind8", root, url)] == ["present", "present"]
-    assert server.requests == []
+    assert {m for m, *_ in hub.requests} == {
+        "HEAD",
+        "GET",
+    }  # hf_hub_download's metadata call, then the file
+    assert _final_files(root) == sorted(
+        e.path for t in ("tfbind8", "superconductor") for e in datafetch.load_manifest()[t]
+    )
+    assert not (
+        tmp_path / "hf_home" / "hub"
+    ).exists()  # local_dir: nothing went to the hub client's cache
+    hub.requests.clear()
+    assert {r.action for r in datafetch.fetch_task("tfbind8", root, hub.source)} == {"present"}
+    assert hub.requests == []
 
 
-def test_interrupted_download_resumes(tmp_path, mirror, shared_root):
-    server, url = mirror
-    server.cut_after[TF8[0]] = 100_000
+def test_unpublished_files_are_checked_by_structure_then_locked(tmp_path, hub, capsys):
+    pytest.importorskip("mujoco")
     root = tmp_path / "data"
-    results = _fetch("tfbind8", root, url)
-    assert results[0].action == "resumed"
-    assert results[0].downloaded == (shared_root / TF8[0]).stat().st_size
-    assert (TF8[0], "bytes=100000-") in server.requests
-    assert _sha(root / TF8[0]) == results[0].entry.sha256
-    assert all(s.ok for s in datafetch.check_task("tfbind8", root))
+    for task in ("ant", "dkitty"):
+        assert {r.action for r in datafetch.fetch_task(task, root, hub.source)} == {"downloaded"}
+    lock = json.loads((root / datafetch.LOCK_NAME).read_text())["files"]
+    assert (
+        len(lock) == 6
+        and lock[ANT_X]["sha256"] == hashlib.sha256((root / ANT_X).read_bytes()).hexdigest()
+    )
+    assert datafetch.main(["check", "--data-root", str(root), "ant", "dkitty"]) == 0
+    capsys.readouterr()
+    # The Ant oracle runs on what was fetched, with no further step.
+    from lightning_matchopt.tasks import make_task
+
+    task = make_task("ant", str(root))
+    assert task.oracle_unavailable() is None
+    assert np.isfinite(task.oracle(np.load(root / ANT_X)[:1])).all()
+    # A locked file that changes is caught by check, and fetch restores the locked bytes.
+    data = bytearray((root / ANT_X).read_bytes())
+    data[-1] ^= 0xFF
+    (root / ANT_X).write_bytes(bytes(data))
+    status = datafetch.check_task("ant", root)[0]
+    assert status.state == "wrong sha256" and datafetch.LOCK_NAME in status.detail
+    assert datafetch.main(["check", "--data-root", str(root), "ant"]) == 1
+    assert "changed since its first fetch" in capsys.readouterr().out
+    assert [r.action for r in datafetch.fetch_task("ant", root, hub.source)] == [
+        "downloaded",
+        "present",
+        "present",
+    ]
+    assert all(s.ok for s in datafetch.check_task("ant", root))
 
 
-def test_partial_file_from_earlier_run(tmp_path, mirror, shared_root):
-    server, url = mirror
+def test_wrong_shape_and_wrong_range_are_rejected(tmp_path, hub, standins):
     root = tmp_path / "data"
-    target = root / TF8[1]
-    target.parent.mkdir(parents=True)
-    original = (shared_root / TF8[1]).read_bytes()
-    Path(str(target) + ".part").write_bytes(original[:12_345])
-    assert _fetch("tfbind8", root, url)[1].action == "resumed"
-    assert (TF8[1], "bytes=12345-") in server.requests
-    assert target.read_bytes() == original
-    # A server that ignores Range (200): the download starts over and is still right.
-    target.unlink()
-    Path(str(target) + ".part").write_bytes(original[:12_345])
-    server.ignore_range = True
-    assert _fetch("tfbind8", root, url)[1].action == "downloaded"
-    assert target.read_bytes() == original
+    hub.files = Files(tmp_path / "bad", standins)
+    (tmp_path / "bad" / "ant_morphology").mkdir(parents=True)
+    np.save(tmp_path / "bad" / ANT_X, np.zeros((25009, 59), np.float32))
+    with pytest.raises(DataError) as info:
+        datafetch.fetch_task("ant", root, hub.source)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(
+        f"{ANT_X} is not Design-Bench's file: holds float32 of shape (25009, 59)"
+    )
+    np.save(tmp_path / "bad" / ANT_X, np.zeros((25009, 60), np.float32))
+    np.save(
+        tmp_path / "bad" / ANT_Y, np.linspace(-386.9, 590.2, 25009, dtype=np.float32).reshape(-1, 1)
+    )
+    hub.files = Files(tmp_path / "bad", standins)
+    with pytest.raises(
+        DataError, match=r"ant_morphology-y-0.npy is not .* not over the published normalizers"
+    ):
+        datafetch.fetch_task("ant", root, hub.source)
+    assert _final_files(root) == [
+        ANT_X,
+        datafetch.LOCK_NAME,
+    ]  # x passed (zeros are a valid shape); y was deleted
 
 
-def test_bad_partial_file_is_redownloaded(tmp_path, mirror, shared_root):
-    server, url = mirror
+def test_hopper_needs_the_pinned_sha256(tmp_path, hub, standins, monkeypatch):
     root = tmp_path / "data"
-    target = root / TF8[1]
-    target.parent.mkdir(parents=True)
-    Path(str(target) + ".part").write_bytes(b"\0" * 5000)  # wrong bytes from an earlier run
-    assert _fetch("tfbind8", root, url)[1].action == "downloaded"
-    assert target.read_bytes() == (shared_root / TF8[1]).read_bytes()
-    assert [r for p, r in server.requests if p == TF8[1]] == ["bytes=5000-", None]
-    # A full-size but wrong .part (an earlier run stopped before verifying): fetched again.
-    target.unlink()
-    Path(str(target) + ".part").write_bytes(b"\0" * datafetch.load_manifest()["tfbind8"][1].size)
-    assert _fetch("tfbind8", root, url)[1].action == "downloaded"
-    assert target.read_bytes() == (shared_root / TF8[1]).read_bytes()
+    with pytest.raises(
+        DataError, match=r"hopper_controller-x-0.npy: sha256 mismatch: expected da93f203"
+    ):
+        datafetch.fetch_task(
+            "hopper", root, hub.source
+        )  # right structure, but not the original file
+    assert _final_files(root) == []
+    manifest = datafetch.load_manifest()
+    pinned = [hashlib.sha256((standins / rel).read_bytes()).hexdigest() for rel in HOPPER]
+    manifest["hopper"] = [
+        dataclasses.replace(e, sha256=h) for e, h in zip(manifest["hopper"], pinned, strict=True)
+    ]
+    monkeypatch.setattr(datafetch, "load_manifest", lambda: manifest)
+    hub.requests.clear()
+    hub.cut[HOPPER[0]] = (
+        30_000_000  # the 66 MB file is cut once: the hub client resumes from its last chunk
+    )
+    assert [r.action for r in datafetch.fetch_task("hopper", root, hub.source)] == [
+        "downloaded",
+        "downloaded",
+    ]
+    assert [r for m, p, r in hub.requests if m == "GET" and p == HOPPER[0]] == [
+        None,
+        "bytes=20971520-",
+    ]
+    assert _final_files(root) == HOPPER  # pinned by the manifest: no lock entry
 
 
-def test_corrupted_file_rejected(tmp_path, mirror, capsys):
-    server, url = mirror
-    server.corrupt.add(TF8[1])
+def test_corrupted_file_rejected(tmp_path, hub, capsys):
+    hub.corrupt.add(TF8[1])
     root = tmp_path / "data"
     expected = datafetch.load_manifest()["tfbind8"][1].sha256
     with pytest.raises(DataError) as info:
-        _fetch("tfbind8", root, url)
+        datafetch.fetch_task("tfbind8", root, hub.source)
     message = str(info.value)
-    assert TF8[1] in message and expected in message and "sha256 mismatch" in message
-    assert "\n" not in message
-    assert not (root / TF8[1]).exists()
-    assert not Path(str(root / TF8[1]) + ".part").exists()
-    assert (root / TF8[0]).is_file()  # the good file before it was kept
-    code = datafetch.main(["fetch", "-q", "--base-url", url, "--data-root", str(root), "tfbind8"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert len(err) == 1 and err[0].startswith("matchopt data: error: ") and TF8[1] in err[0]
+    assert (
+        TF8[1] in message
+        and expected in message
+        and "sha256 mismatch" in message
+        and "\n" not in message
+    )
+    assert _final_files(root) == [TF8[0]]  # the good file before it was kept
 
 
-def test_connection_refused_gives_up(tmp_path):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(DataError, match="failed after 3 tries"):
-        _fetch("tfbind8", tmp_path / "data", f"http://127.0.0.1:{port}", retries=2)
+def test_interrupted_download_resumes_or_ends_in_one_line(tmp_path, hub, shared_root):
+    root = tmp_path / "data"
+    hub.cut[TF8[0]] = 100_000  # the connection drops once: the hub client tries again
+    assert [r.action for r in datafetch.fetch_task("tfbind8", root, hub.source)] == [
+        "downloaded"
+    ] * 2
+    assert hub.requests.count(("GET", TF8[0], None)) == 2  # under its 10 MB chunk: it starts over
+    assert (root / TF8[0]).read_bytes() == (shared_root / TF8[0]).read_bytes()
+    hub.cut[datafetch.load_manifest()["superconductor"][0].path] = 1000
+    hub.down_after_cut = True  # ... and then the server is gone
+    with pytest.raises(DataError) as info:
+        datafetch.fetch_task("superconductor", root, hub.source)
+    message = str(info.value)
+    assert "\n" not in message and "superconductor-x-0.npy: download from hf://datasets/" in message
+    assert message.endswith("(run fetch again)")
+    assert _final_files(root) == TF8
 
 
-def test_missing_file_on_mirror(tmp_path, mirror):
-    server, url = mirror
-    (server.root / TF8[1]).unlink()
-    with pytest.raises(DataError, match="HTTP 404"):
-        _fetch("tfbind8", tmp_path / "data", url)
+def test_hub_errors_name_the_fix(tmp_path, hub):
+    with pytest.raises(
+        DataError, match=r"RevisionNotFoundError: .*\(check the task name, --repo, --revision"
+    ):
+        datafetch.fetch_task(
+            "tfbind8", tmp_path, datafetch.HubSource(revision="v9", endpoint=hub.url)
+        )
+    with pytest.raises(DataError, match="RepositoryNotFoundError"):
+        datafetch.fetch_task(
+            "tfbind8", tmp_path, datafetch.HubSource("someone/else", endpoint=hub.url)
+        )
+
+
+def test_cli_fetch_through_hf_endpoint(tmp_path, hub):
+    """The command a user runs, in a fresh process: the hub client reads HF_ENDPOINT on import."""
+    root = tmp_path / "data"
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_TELEMETRY": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "lightning_matchopt.datafetch",
+        "fetch",
+        "--data-root",
+        str(root),
+        "tfbind8",
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "tfbind8: 2 file(s) ok" in done.stdout and "beckhamc/design_bench_data@main" in done.stdout
+    )
+    assert all(s.ok for s in datafetch.check_task("tfbind8", root))
+
+
+# --------------------------------------------------------------------------------------------------
+# Fetch from a plain mirror (pooch), or a folder (file://)
+
+
+def test_mirror_fetch(tmp_path, mirror, shared_root):
+    root = tmp_path / "data"
+    for task in ("tfbind8", "superconductor", "ant"):
+        assert {r.action for r in datafetch.fetch_task(task, root, mirror.source)} == {"downloaded"}
+        assert all(s.ok for s in datafetch.check_task(task, root))
+    assert all(method == "GET" and rng is None for method, _, rng in mirror.requests)
+    assert (root / TF8[1]).read_bytes() == (shared_root / TF8[1]).read_bytes()
+
+
+def test_mirror_failures_end_in_one_line(tmp_path, mirror):
+    root = tmp_path / "data"
+    mirror.corrupt.add(TF8[1])
+    with pytest.raises(DataError, match=r"sha256 mismatch"):
+        datafetch.fetch_task("tfbind8", root, mirror.source)
+    mirror.cut[TF8[1]] = 1000
+    with pytest.raises(DataError) as info:
+        datafetch.fetch_task("tfbind8", root, mirror.source)
+    assert "\n" not in str(info.value) and "IncompleteRead" in str(info.value)
+    with pytest.raises(DataError, match=r"404 .*\(check the task name"):
+        datafetch.fetch_task(
+            "tfbind8", root, datafetch.UrlSource(mirror.url + "/nowhere", retries=0)
+        )
+    assert _final_files(root) == [TF8[0]]
 
 
 def test_file_url(tmp_path, shared_root):
     root = tmp_path / "data"
-    results = datafetch.fetch_task("tfbind8", root, shared_root.resolve().as_uri())
-    assert [r.action for r in results] == ["downloaded", "downloaded"]
+    source = datafetch.UrlSource(shared_root.resolve().as_uri())
+    assert {r.action for r in datafetch.fetch_task("tfbind8", root, source)} == {"downloaded"}
     assert all(s.ok for s in datafetch.check_task("tfbind8", root))
     with pytest.raises(DataError, match="must start with http"):
-        datafetch.fetch_task("tfbind8", root, "ftp://example.org/data")
+        datafetch.UrlSource("ftp://example.org/data")
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
 
 
 def test_cli(tmp_path, mirror, shared_root, capsys, monkeypatch):
-    server, url = mirror
     assert datafetch.main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "tfbind8" in out and "tfbind10" in out and " 168 " in out
-
-    assert datafetch.main(["check", "--data-root", str(shared_root), "tfbind8"]) == 0
-    assert "all 1 task(s) complete" in capsys.readouterr().out
-
+    assert " 168 " in out and "structure, then sha256 locked on first fetch" in out
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert datafetch.main(["check", "--fast", "--data-root", str(empty)]) == 1
-    out = capsys.readouterr().out
-    assert "INCOMPLETE" in out and "fetch --base-url URL" in out
-
-    assert datafetch.main(["check", "--data-root", str(tmp_path / "nowhere")]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "does not exist" in err[0]
-
     for argv in (
         ["check", "--data-root", str(empty), "tfbind9"],
-        ["fetch", "--base-url", url, "--data-root", str(empty), "tfbind8", "nope"],
+        ["fetch", "--base-url", mirror.url, "--data-root", str(empty), "tfbind8", "nope"],
     ):
         assert datafetch.main(argv) == 2
-        err = capsys.readouterr().err.splitlines()
-        assert len(err) == 1
-        assert err[0].startswith("matchopt data: error: unknown task")
-        assert "known tasks: tfbind10, tfbind8" in err[0]
-    assert server.requests == []  # names are checked before anything is downloaded
+        line = _error_line(capsys)
+        assert "unknown task" in line and "known tasks: ant, dkitty, hopper" in line
+    assert mirror.requests == []  # names are checked before anything is downloaded
+    assert datafetch.main(["fetch", "--base-url", mirror.url, "--revision", "v1", "tfbind8"]) == 2
+    assert "use them with --source hf" in _error_line(capsys)
+    assert datafetch.main(["fetch", "--source", "hf", "--base-url", mirror.url, "tfbind8"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
     root = tmp_path / "fetched"
-    assert datafetch.main(["fetch", "--base-url", url, "--data-root", str(root), "tfbind8"]) == 0
-    captured = capsys.readouterr()
-    assert "tfbind8: 2 file(s) ok" in captured.out
-    assert datafetch.main(["check", "--data-root", str(root), "tfbind8"]) == 0
-    capsys.readouterr()
-
+    assert (
+        datafetch.main(["fetch", "--base-url", mirror.url, "--data-root", str(root), "tfbind8"])
+        == 0
+    )
+    assert "tfbind8: 2 file(s) ok" in capsys.readouterr().out
     monkeypatch.setenv("MATCHOPT_DATA_ROOT", str(root))  # the default data root
     assert datafetch.main(["check", "tfbind8"]) == 0
     capsys.readouterr()
+    mirror.corrupt.add(TF8[1])
+    (root / TF8[1]).unlink()
+    assert datafetch.main(["fetch", "-q", "--base-url", mirror.url, "tfbind8"]) == 2
+    assert TF8[1] in _error_line(capsys)
 
-    assert datafetch.main(["fetch", "tfbind8"]) == 2  # argparse: --base-url is required
-    assert "--base-url" in capsys.readouterr().err
 
-
-def test_tasks_without_checksums_are_listed_and_refused_in_one_line(capsys):
-    from lightning_matchopt.datafetch import main as data_main
-
-    assert data_main(["list"]) == 0
-    listing = capsys.readouterr().out
-    assert "hopper_controller/ (no published checksums" in listing and "tfbind8" in listing
-    assert data_main(["check", "--data-root", ".", "Superconductor-RandomForest-v0"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("matchopt data: error: superconductor: this project knows no checksums") and "\n" not in error
+def test_missing_library_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
+    assert datafetch.main(["fetch", "--data-root", str(tmp_path), "tfbind8"]) == 2
+    assert _error_line(capsys).endswith(
+        "fetch needs huggingface_hub: pip install 'lightning_matchopt[fetch]'"
+    )

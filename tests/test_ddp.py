@@ -5,6 +5,7 @@ import os
 
 import lightning as L
 import numpy as np
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY_CONFIG
@@ -23,11 +24,12 @@ def fit(root, *extra):
     return log_dir(root)
 
 
-def test_two_process_ddp_matches_one_process(tmp_path):
-    single = fit(tmp_path / "single")
-    ddp = fit(tmp_path / "ddp", "--trainer.devices=2", "--trainer.strategy=ddp")
+@pytest.mark.parametrize("method", [[], ["--model.ensemble_size=2", "--search.objective=lcb"]], ids=["single", "ensemble"])
+def test_two_process_ddp_matches_one_process(tmp_path, method):
+    single = fit(tmp_path / "single", *method)
+    ddp = fit(tmp_path / "ddp", "--trainer.devices=2", "--trainer.strategy=ddp", *method)
     one, two = (json.loads((d / "results.json").read_text()) for d in (single, ddp))
-    for key in ("score_100th", "score_50th", "score_mean", "predicted_mean"):
+    for key in ("score_100th", "score_50th", "score_mean", "predicted_mean", "predicted_std"):
         assert abs(one[key] - two[key]) < 1e-4, (key, one[key], two[key])
     d_one, d_two = np.load(single / "designs.npz"), np.load(ddp / "designs.npz")
     assert d_two["designs"].shape == (15, 4)  # each design searched and scored once, gathered in order
@@ -65,10 +67,10 @@ class CountingShekel(Shekel):
         super().__init__(n_samples=400)
         self.calls_file = calls_file
 
-    def oracle(self, designs):
+    def oracle(self, designs, timeout=None):
         with open(self.calls_file, "a") as f:
             f.write(f"{os.getpid()} {len(designs)}\n")
-        return super().oracle(designs)
+        return super().oracle(designs, timeout)
 
 
 def test_ddp_spawn_calls_the_oracle_once_per_design(tmp_path):

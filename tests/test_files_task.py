@@ -73,7 +73,7 @@ def test_bad_user_files_are_named(tmp_path, npz_file):
     with pytest.raises(ConfigError, match="has no callable 'nope'"):
         make_task("files", path=npz_file, oracle="test_files_task:nope")
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match="has no 'y' column"):
+    with pytest.raises(DataError, match=r"has no 'y' column .*task_options: \{y_column: NAME\}"):
         make_task("files", path=tmp_path / "bad.csv")
     np.savez(tmp_path / "rows.npz", x=np.zeros((5, 2)), y=np.arange(4.0))
     with pytest.raises(DataError, match="x has 5 rows but y has 4"):

@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from conftest import REPO, TINY_CONFIG
+from conftest import TINY_CONFIG
 from lightning_matchopt.cli import main
 from lightning_matchopt.grid import mean_normalized_ranks
 
@@ -21,8 +21,7 @@ def test_mean_normalized_rank():
 
 
 def test_grid_runs_in_parallel_resumes_and_writes_the_table(tmp_path, capsys):
-    methods = [str(REPO / "configs" / "methods" / m) for m in ("matchopt.yaml", "regression.yaml")]
-    args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", *methods, "--seeds", "0", "1",
+    args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt", "methods/regression", "--seeds", "0", "1",
             "--root", str(tmp_path), "--workers", "2", "--", "--trainer.max_epochs=1", "--search.trace_every=10"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)

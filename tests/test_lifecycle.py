@@ -145,12 +145,12 @@ def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
     last = log_dir / "checkpoints" / "last.ckpt"
     np.savetxt(tmp_path / "wide.csv", np.ones((3, 5)), delimiter=",", header="a,b,c,d,e", comments="")
     cases = [
-        (["search", f"--ckpt_path={tmp_path / 'nope.ckpt'}"], f"checkpoint '{tmp_path / 'nope.ckpt'}' does not exist"),
+        (["search", f"--ckpt_path={tmp_path / 'nope.ckpt'}"], f"checkpoint {tmp_path / 'nope.ckpt'} does not exist"),
         (["validate"], "matchopt validate needs --ckpt_path"),
         (["predict", f"--ckpt_path={last}", f"--data.predict_path={tmp_path / 'wide.csv'}"],
          "holds designs of shape (5,), but task 'shekel' has designs of shape (4,)"),
         (["validate", f"--ckpt_path={last}", "--data.task=ackley", "--data.task_options={dim: 4}"],
-         "the checkpoint was trained on task 'shekel', not 'ackley'"),
+         f"checkpoint {last} was trained on task 'shekel', not 'ackley': pass the config it was trained with"),
         (["validate", f"--ckpt_path={last}", "--data.val_fraction=0"], None),  # the checkpoint's split wins
     ]
     for args, message in cases:
@@ -170,9 +170,8 @@ def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
                      f"--ckpt_path={log_dir / 'checkpoints' / 'last.ckpt'}", f"--trainer.default_root_dir={log_dir}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"matchopt: error: checkpoint '{log_dir / 'checkpoints' / 'last.ckpt'}' takes inputs of width 4, but task "
-        "'ackley' has width 6: it was trained on another task; pass the config it was trained with "
-        "(its log dir's config.yaml)"
+        f"matchopt: error: checkpoint {log_dir / 'checkpoints' / 'last.ckpt'} was trained on task 'shekel', not "
+        "'ackley': pass the config it was trained with (its log dir's config.yaml)"
     )
 
 

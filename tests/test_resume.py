@@ -1,40 +1,111 @@
-"""A run killed with SIGKILL and resumed with --ckpt_path last ends where an uninterrupted run ends."""
+"""A run killed (SIGKILL), stopped (SIGTERM, SIGUSR1) or preempted on SLURM resumes to the uninterrupted result."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
+import torch
+
 from conftest import REPO, TINY_CONFIG
 from test_cli import log_dir, run_cli
 
 ARGS = ["--config", str(TINY_CONFIG), "--trainer.max_epochs=12", "--search.every_n_epochs=4"]
+SCORES = ("score_100th", "score_50th", "score_mean", "predicted_mean")
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path):
-    straight = run_cli("fit", *ARGS, f"--trainer.default_root_dir={tmp_path / 'straight'}")
-    assert straight.returncode == 0, straight.stderr[-2000:]
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """Results of the uninterrupted run."""
+    root = tmp_path_factory.mktemp("straight")
+    result = run_cli("fit", *ARGS, f"--trainer.default_root_dir={root}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads((log_dir(root) / "results.json").read_text())
 
-    root = tmp_path / "killed"
+
+def trained_epochs(root):
+    """Epochs in the newest last.ckpt under ``root`` (0: none yet)."""
+    found = list(root.glob("lightning_logs/version_*/checkpoints/last.ckpt"))  # version_0, or the job id on SLURM
+    return torch.load(found[0], weights_only=True)["callbacks"]["DesignSearch"]["trained"]["epoch"] if found else 0
+
+
+def interrupt(root, send, env=None, extra=()):
+    """Start a run, ``send(pid)`` once it has checkpointed an epoch of its own, and wait: (exit code, stderr)."""
+    before = trained_epochs(root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, f"--trainer.default_root_dir={root}"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, f"--trainer.default_root_dir={root}", *extra],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )
     deadline = time.time() + 120
-    while not list(root.glob("lightning_logs/version_0/checkpoints/last.ckpt")) and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    while trained_epochs(root) <= before and time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.02)
+    send(proc.pid)
+    _, err = proc.communicate(timeout=120)
+    for results in root.glob("lightning_logs/version_*/results.json"):
+        assert not json.loads(results.read_text())["final"], "the run ended before the signal"
+    return proc.returncode, err
 
-    resumed = run_cli("fit", *ARGS, f"--trainer.default_root_dir={root}", "--ckpt_path=last")
+
+def assert_resumes_to(straight, root, env=None):
+    resumed = run_cli("fit", *ARGS, f"--trainer.default_root_dir={root}", "--ckpt_path=last", env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert len(list(root.glob("lightning_logs/version_*"))) == 1  # continued in the killed run's log dir
-    expected = json.loads((log_dir(tmp_path / "straight") / "results.json").read_text())
+    assert len(list(root.glob("lightning_logs/version_*"))) == 1  # continued in the interrupted run's log dir
     got = json.loads((log_dir(root) / "results.json").read_text())
-    assert got["epoch"] == expected["epoch"] == 12
-    for key in ("score_100th", "score_50th", "score_mean", "predicted_mean"):
-        assert got[key] == expected[key], key
+    assert got["epoch"] == straight["epoch"] == 12
+    for key in SCORES:
+        assert got[key] == straight[key], key
     assert [h["epoch"] for h in got["history"]] == [4, 8, 12]
+
+
+def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
+    code, _ = interrupt(tmp_path, lambda pid: os.kill(pid, signal.SIGKILL))
+    assert code == -signal.SIGKILL
+    assert_resumes_to(straight, tmp_path)
+
+
+def test_stop_signals_end_at_an_epoch_with_one_line_and_resume(straight, tmp_path):
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    for signum, extra in ((signal.SIGUSR1, ()), (signal.SIGTERM, ("--ckpt_path=last",))):  # stopped twice
+        code, err = interrupt(tmp_path, lambda pid, signum=signum: os.kill(pid, signum), extra=extra)
+        assert code == 128 + signum and "Traceback" not in err, err[-2000:]
+        line = err.strip().splitlines()[-1]
+        match = re.fullmatch(
+            rf"matchopt: error: stopped by {signum.name} after epoch (\d+) of 12; {re.escape(str(last))} holds it: "
+            r"run the same fit command with --ckpt_path last to continue",
+            line,
+        )
+        assert match and trained_epochs(tmp_path) == int(match[1]), line
+    assert_resumes_to(straight, tmp_path)
+
+
+def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
+    """Lightning's SLURM auto-requeue: SIGUSR1 saves an HPC checkpoint and requeues; SLURM then sends SIGTERM."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "matchopt", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+    env = {**os.environ, **slurm, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "SCONTROL_LOG": str(tmp_path / "scontrol.log")}
+    root = tmp_path / "run"
+
+    def preempt(pid):
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.time() + 60
+        while not (tmp_path / "scontrol.log").is_file() and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGTERM)
+
+    code, err = interrupt(root, preempt, env)
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    assert list(root.glob("hpc_ckpt_*.ckpt"))  # Lightning's own save on SIGUSR1
+    assert code == 128 + signal.SIGTERM and "Traceback" not in err, err[-2000:]
+    assert re.search(r"matchopt: stopped by SIGTERM in epoch \d+; last.ckpt holds the epoch before: continue with "
+                     r"--ckpt_path last", err), err[-2000:]
+    assert_resumes_to(straight, root, env)

@@ -58,12 +58,14 @@ class TrajectorySampler(DistributedSampler):
         trajectories_per_batch: int,
         seed: int,
         pairing: str = "trajectories",
+        ensemble_size: int = 1,
     ):
         # DistributedSampler.__init__ is not called: it needs a process group and a dataset length.
         # The attributes Lightning may read from a DistributedSampler say what this one does.
         self.shuffle, self.drop_last = True, False
         self.members, self.sizes, self.pairing = members, sizes, pairing
         self.trajectories_per_batch, self.seed, self.epoch = trajectories_per_batch, seed, 0
+        self.ensemble_size = ensemble_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -72,13 +74,16 @@ class TrajectorySampler(DistributedSampler):
         return math.ceil(int(self.sizes.min()) / self.trajectories_per_batch)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        generator = epoch_generator(self.seed, self.epoch)
+        # One epoch of draws per ensemble member, each from its own stream; a batch stacks the
+        # members' batches member-major (the module splits them back).
+        per_member = [self._draw(epoch_generator(self.seed, self.epoch, k)) for k in range(self.ensemble_size)]
+        for batches in zip(*(draws.split(self.trajectories_per_batch) for draws in per_member)):
+            yield batches[0] if len(batches) == 1 else torch.cat(batches)
+
+    def _draw(self, generator: torch.Generator) -> torch.Tensor:
         if self.pairing == "random":
-            n_rows, length = int(self.sizes.sum()), len(self.sizes)
-            trajectories = sample_random_chains(n_rows, length, generator)
-        else:
-            trajectories = sample_trajectories(self.members, self.sizes, generator)
-        yield from trajectories.split(self.trajectories_per_batch)
+            return sample_random_chains(int(self.sizes.sum()), len(self.sizes), generator)
+        return sample_trajectories(self.members, self.sizes, generator)
 
 
 VAL_TRAJECTORIES_PER_BATCH = 32
@@ -133,10 +138,14 @@ class MatchOptDataModule(L.LightningDataModule):
             official code: ``N // n_bins`` rows a bin, the top bin also takes the rest).
         val_fraction: share of the offline rows held out for validation (0: none, train on every
             row as the paper's code does), drawn by seed and stratified over the score; held out
-            before the percentile bins are built, never trained on nor searched from.
+            before the percentile bins are built, never trained on nor searched from. The split is
+            one for the whole ensemble: every member trains on the same rows and is validated on
+            the same held-out trajectories.
         predict_path: designs for ``matchopt predict`` (NPZ array ``x`` or a CSV of design
             columns, as for the ``files`` task; scores optional); None: the task's offline data.
         predict_batch_size: designs per prediction batch.
+        ensemble_size: surrogates trained together, each on its own draws of the training rows
+            (linked from ``model.ensemble_size`` by the CLI).
     """
 
     def __init__(
@@ -152,6 +161,7 @@ class MatchOptDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         predict_path: str | None = None,
         predict_batch_size: int = 4096,
+        ensemble_size: int = 1,
     ) -> None:
         super().__init__()
         if pairing not in ("trajectories", "random"):
@@ -160,6 +170,8 @@ class MatchOptDataModule(L.LightningDataModule):
             raise ConfigError(f"data.n_bins must be >= 2, got {n_bins}")
         if trajectories_per_batch < 1:
             raise ConfigError(f"data.trajectories_per_batch must be >= 1, got {trajectories_per_batch}")
+        if ensemble_size < 1:
+            raise ConfigError(f"data.ensemble_size must be >= 1, got {ensemble_size}")
         if binning not in BINNINGS:
             raise ConfigError(f"unknown data.binning {binning!r}; use one of {', '.join(BINNINGS)}")
         if not 0 <= val_fraction < 1:
@@ -171,7 +183,7 @@ class MatchOptDataModule(L.LightningDataModule):
         self.task: Task = make_task(task, data_root, **(task_options or {}))  # cheap: reads no file
         self.task.use_run_seed(self.seed)
         self.n_bins, self.trajectories_per_batch, self.pairing = n_bins, trajectories_per_batch, pairing
-        self.binning, self.val_fraction = binning, val_fraction
+        self.binning, self.val_fraction, self.ensemble_size = binning, val_fraction, ensemble_size
         self.predict_path, self.predict_batch_size = predict_path, predict_batch_size
         self._table: DesignTable | None = None
         self.held_out = torch.empty(0, 0, dtype=torch.long)
@@ -245,7 +257,9 @@ class MatchOptDataModule(L.LightningDataModule):
         return y * self.y_std.to(y) + self.y_mean.to(y)
 
     def train_dataloader(self) -> DataLoader:
-        sampler = TrajectorySampler(self.members, self.sizes, self.trajectories_per_batch, self.seed, self.pairing)
+        sampler = TrajectorySampler(
+            self.members, self.sizes, self.trajectories_per_batch, self.seed, self.pairing, self.ensemble_size
+        )
         return DataLoader(self.table, sampler=sampler, batch_size=None)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -99,7 +99,12 @@ def split_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A generator determined by ``(seed, epoch)`` alone: same draws on every rank and after resume."""
-    state = np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1, dtype=np.uint64)[0]
+def epoch_generator(seed: int, epoch: int, member: int = 0) -> torch.Generator:
+    """A generator determined by ``(seed, epoch)`` alone: same draws on every rank and after resume.
+
+    Ensemble member ``k > 0`` gets its own stream ``(seed, epoch, k)``; member 0 keeps the
+    single surrogate's, so a one-member run draws exactly what it always did.
+    """
+    entropy = [seed % 2**32, epoch] + ([member] if member else [])
+    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)

@@ -19,6 +19,7 @@ from lightning_matchopt.models.losses import (
     gradient_matching_loss,
     regression_loss,
 )
+from lightning_matchopt.models.ensemble import EnsembleMLP
 from lightning_matchopt.models.surrogate import MLPSurrogate
 
 
@@ -54,6 +55,10 @@ class MatchOptModule(L.LightningModule):
         conservative_weight: weight of COMs' conservative penalty (0: off).
         conservative_steps: gradient-ascent steps that find the penalized designs (COMs: 50).
         conservative_step_size: their step size, in z-scored design units (COMs: 0.05).
+        ensemble_size: K surrogates trained together in one optimizer step, each from its own
+            initialization and on its own trajectory draws (``EnsembleMLP``); 1 is the paper's
+            single ``MLPSurrogate``, bit for bit. The search then climbs the members' mean (or a
+            lower confidence bound, ``search.objective``).
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class MatchOptModule(L.LightningModule):
         conservative_weight: float = 0.0,
         conservative_steps: int = 50,
         conservative_step_size: float = 0.05,
+        ensemble_size: int = 1,
     ) -> None:
         super().__init__()
         if input_dim < 1:
@@ -87,10 +93,15 @@ class MatchOptModule(L.LightningModule):
                 f"model.conservative_weight ({conservative_weight}) and model.conservative_steps "
                 f"({conservative_steps}) must be >= 0, model.conservative_step_size ({conservative_step_size}) > 0"
             )
+        if ensemble_size < 1:
+            raise ConfigError(f"model.ensemble_size must be >= 1, got {ensemble_size}")
         if quadrature not in (*QUADRATURES, "exact"):
             raise ConfigError(f"unknown model.quadrature {quadrature!r}; use one of {', '.join(QUADRATURES)}, exact")
         self.save_hyperparameters()
-        self.surrogate = MLPSurrogate(input_dim, hidden_dims, negative_slope)
+        if ensemble_size == 1:
+            self.surrogate = MLPSurrogate(input_dim, hidden_dims, negative_slope)
+        else:
+            self.surrogate = EnsembleMLP(input_dim, hidden_dims, negative_slope, ensemble_size)
         self._loss_names = ("loss", "loss_gm", "loss_reg", "loss_cons")
         self._epoch_sums, self._epoch_steps = torch.zeros(len(self._loss_names)), 0
         # Held-out metrics, synced across processes; z-scored units like the training losses.
@@ -115,18 +126,24 @@ class MatchOptModule(L.LightningModule):
         return self.surrogate(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch  # (trajectories, n_bins, d), (trajectories, n_bins)
-        d = x.shape[-1]
+        # (K * trajectories, n_bins, d), member-major: member k's own draws are block k. Each rank
+        # takes its share of every member's pairs and points, so rows stay member-major.
+        x, y = batch
+        k, d = self.hparams.ensemble_size, x.shape[-1]
+        x, y = x.reshape(k, -1, *x.shape[1:]), y.reshape(k, -1, y.shape[-1])
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
-        x_u, x_v = x[:, :-1].reshape(-1, d), x[:, 1:].reshape(-1, d)
-        y_u, y_v = y[:, :-1].reshape(-1), y[:, 1:].reshape(-1)
-        n_points = x.shape[0] * x.shape[1]
-        pairs, points = _share(len(x_u), rank, world), _share(n_points, rank, world)
-        x_points, y_points = x.reshape(-1, d)[points], y.reshape(-1)[points]
+        x_u, x_v = x[:, :, :-1].reshape(k, -1, d), x[:, :, 1:].reshape(k, -1, d)
+        y_u, y_v = y[:, :, :-1].reshape(k, -1), y[:, :, 1:].reshape(k, -1)
+        n_pairs, n_points = x_u.shape[1], x.shape[1] * x.shape[2]
+        pairs, points = _share(n_pairs, rank, world), _share(n_points, rank, world)
+        x_points, y_points = x.reshape(k, -1, d)[:, points].reshape(-1, d), y.reshape(k, -1)[:, points].reshape(-1)
 
+        # Sums over members of each member's own loss: every member gets exactly its own gradient.
         loss_gm = torch.zeros((), device=x.device)  # not computed (nor logged) for the regression baseline
         if self.hparams.gm_weight > 0:
-            loss_gm = self._matching_sum(x_u[pairs], x_v[pairs], y_u[pairs], y_v[pairs]) * world / len(x_u)
+            loss_gm = self._matching_sum(
+                *(part[:, pairs].reshape(-1, *part.shape[2:]) for part in (x_u, x_v, y_u, y_v))
+            ) * world / n_pairs
         # Always differentiated, even at weight 0, so every parameter is used (DDP requires it).
         loss_reg = regression_loss(self.surrogate, x_points, y_points, "sum") * world / n_points
         loss = self.hparams.gm_weight * loss_gm + self.hparams.regression_weight * loss_reg
@@ -138,8 +155,8 @@ class MatchOptModule(L.LightningModule):
             ) * world / n_points
             loss = loss + hp.conservative_weight * loss_cons
 
-        # Summed here and logged once per epoch: self.log on every step costs as much as a
-        # quarter of this small step on CPU.
+        # Summed here and logged once per epoch (as the members' mean): self.log on every step
+        # costs as much as a quarter of this small step on CPU.
         self._epoch_sums += torch.stack([loss, loss_gm, loss_reg, loss_cons]).detach()
         self._epoch_steps += 1
         return loss
@@ -151,15 +168,21 @@ class MatchOptModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         # Each rank's losses are (its share of the batch sum) * world, so the mean over ranks
         # (sync_dist) of the per-rank epoch means is the epoch mean of the whole-batch losses.
-        means = self._epoch_sums / max(self._epoch_steps, 1)
+        means = self._epoch_sums / max(self._epoch_steps, 1) / self.hparams.ensemble_size
         for name, value in zip(self._loss_names, means):
             weight = {"loss_gm": self.hparams.gm_weight, "loss_cons": self.hparams.conservative_weight}.get(name, 1)
             if weight > 0:
                 self.log(f"train/{name}", value, sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch  # held-out trajectories: (trajectories, m, d), (trajectories, m)
-        d = x.shape[-1]
+        """Held-out losses and rank correlations; on an ensemble, every member sees the same held-out rows.
+
+        ``val/loss_gm`` and ``val/loss_reg`` are the mean over members of each member's own loss
+        (as ``train/*`` are), ``val/spearman`` and ``val/pearson`` (and the scatter plot) are
+        those of the members' mean prediction, the score the search climbs with ``objective: mean``.
+        """
+        x, y = batch  # held-out trajectories: (trajectories, m, d), (trajectories, m); one split for all members
+        k, d = self.hparams.ensemble_size, x.shape[-1]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
         pairs = _share(x.shape[0] * (x.shape[1] - 1), rank, world)
         x_u, x_v = x[:, :-1].reshape(-1, d)[pairs], x[:, 1:].reshape(-1, d)[pairs]
@@ -167,10 +190,13 @@ class MatchOptModule(L.LightningModule):
         points = _share(x.shape[0] * x.shape[1], rank, world)
         x_points, y_points = x.reshape(-1, d)[points], y.reshape(-1)[points]
         if len(x_u):
-            self.val_loss_gm.update(self._matching_sum(x_u, x_v, y_u, y_v) / len(x_u), len(x_u))
+            # Member-major copies (block k for member k): the sum over members of each one's loss.
+            tiled = (part.repeat(k, *([1] * (part.dim() - 1))) for part in (x_u, x_v, y_u, y_v))
+            self.val_loss_gm.update(self._matching_sum(*tiled) / (k * len(x_u)), len(x_u))
         if len(x_points):
-            predictions = self.surrogate(x_points)
-            self.val_loss_reg.update(((predictions - y_points) ** 2).mean(), len(x_points))
+            members = self.surrogate.members(x_points)  # (K, points)
+            self.val_loss_reg.update(((members - y_points) ** 2).mean(), len(x_points))
+            predictions = members.mean(0)
             self.val_spearman.update(predictions, y_points)
             self.val_pearson.update(predictions, y_points)
             self.val_points.update(predictions, y_points)
@@ -196,8 +222,8 @@ class MatchOptModule(L.LightningModule):
         self.trained_epochs = int(progress.get("processed", checkpoint.get("epoch", 0)))
 
     def predict_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        """The surrogate's scores of z-scored designs; the prediction writer maps them back to score units."""
-        return self.surrogate(batch)
+        """The surrogate's scores of z-scored designs (an ensemble: its members' mean); the writer maps them to score units."""
+        return self.surrogate.members(batch).mean(0)
 
     def _matching_sum(self, x_u, x_v, y_u, y_v) -> torch.Tensor:
         if self.hparams.quadrature == "exact":

@@ -29,6 +29,10 @@ class MLPSurrogate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
 
+    def members(self, x: torch.Tensor) -> torch.Tensor:
+        """``(1, B)``: the one-member view shared with ``EnsembleMLP.members`` (the search uses it)."""
+        return self(x).unsqueeze(0)
+
     def line_derivatives(self, x_u: torch.Tensor, delta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Directional derivatives ``delta_p . grad g(x_u[p] + t_i delta_p)``, shape ``(len(t), P)``.
 

@@ -6,6 +6,31 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from lightning_matchopt.errors import ConfigError
+
+OBJECTIVES = ("mean", "lcb")
+
+
+def search_objective(surrogate, objective: str = "mean", beta: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What the search climbs on a surrogate with ``members(x) -> (K, B)``.
+
+    ``mean``: the members' mean (Grad. Mean's objective). ``lcb``: mean minus ``beta`` times the
+    members' (population) std, a pessimistic objective that does not chase one member's
+    over-estimate. A single surrogate is its own objective either way (its std is zero).
+    """
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown search objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
+    if getattr(surrogate, "ensemble_size", 1) == 1:
+        return surrogate
+    if objective == "mean":
+        return lambda x: surrogate.members(x).mean(0)
+
+    def lower_confidence_bound(x: torch.Tensor) -> torch.Tensor:
+        members = surrogate.members(x)
+        return members.mean(0) - beta * members.std(0, unbiased=False)
+
+    return lower_confidence_bound
+
 
 def gradient_ascent(
     surrogate: Callable[[torch.Tensor], torch.Tensor],

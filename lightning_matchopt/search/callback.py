@@ -15,9 +15,9 @@ from tqdm.auto import tqdm
 
 from lightning_matchopt import pictures
 from lightning_matchopt.atomic import write_atomic
-from lightning_matchopt.errors import ConfigError
+from lightning_matchopt.errors import ConfigError, SearchFailed
 from lightning_matchopt.metrics import SearchResults, percentile_scores
-from lightning_matchopt.search.ascent import gradient_ascent
+from lightning_matchopt.search.ascent import OBJECTIVES, gradient_ascent, search_objective
 from lightning_matchopt.search.candidates import count_unique_and_novel, describe_candidates
 from lightning_matchopt.tables import design_columns, write_csv
 
@@ -28,9 +28,19 @@ class DesignSearch(Callback):
     Designs are split across ranks; each rank searches and asks the oracle about its own share
     (so the oracle sees each design once), the results are gathered with a torchmetrics state
     that every rank computes, and rank zero logs and writes ``results.json``, ``designs.npz`` and
-    ``candidates.csv`` (atomically) into the logger's log dir. TensorBoard also gets a histogram
-    of the candidates' scores and a predicted-vs-oracle scatter plot at every search, and the
-    HPARAMS tab (settings beside the final scores) at the final one.
+    ``candidates.csv`` (atomically) into the logger's log dir. TensorBoard also gets histograms
+    of the candidates' scores and predictions and a predicted-vs-oracle scatter plot at every
+    search, and the HPARAMS tab (settings beside the final scores) at the final one.
+
+    The oracle is outside our control (a simulator, a lab pipeline), so the designs and the
+    surrogate's predictions are written before it is asked (``designs.npz`` and
+    ``candidates.csv`` with the candidate columns, scores empty), and again with the scores. If it raises (or outlives
+    ``oracle_timeout``) in a search during training, the failure is printed and recorded in
+    ``results.json`` and training goes on; in the final search the run ends with
+    :class:`~lightning_matchopt.errors.SearchFailed`, after the final checkpoint was saved.
+    Ranks agree on the failure first, so none waits in a collective for one that gave up.
+    A run resumed from a checkpoint of finished training redoes the final search (Lightning
+    would otherwise end at once), so a run killed during it, or whose oracle failed, finishes.
 
     Args:
         n_designs: number of candidates (Design-Bench: 128).
@@ -46,6 +56,13 @@ class DesignSearch(Callback):
         drop_duplicates: keep only the first of identical candidates (token designs: the argmax
             often maps several searched logit vectors to one sequence) in the written files and
             the scores; ``n_unique`` and ``n_novel`` in ``results.json`` count them either way.
+        oracle_timeout: seconds one oracle call may take before it is stopped, for oracles that
+            run in other processes (``hopper``'s workers; a ``files`` oracle, then run in a
+            subprocess); None: no limit.
+        objective: what the search climbs on an ensemble (``model.ensemble_size > 1``): ``mean``
+            of the members, or ``lcb``, the mean minus ``beta`` times their std. A single
+            surrogate is climbed as it is.
+        beta: weight of the members' std in ``lcb``.
     """
 
     def __init__(
@@ -57,6 +74,9 @@ class DesignSearch(Callback):
         every_n_epochs: int = 0,
         seed: int | None = None,
         trace_every: int = 0,
+        oracle_timeout: float | None = None,
+        objective: Literal["mean", "lcb"] = "mean",
+        beta: float = 1.0,
         drop_duplicates: bool = False,
     ) -> None:
         if n_designs < 1 or steps < 0 or every_n_epochs < 0 or trace_every < 0:
@@ -66,30 +86,46 @@ class DesignSearch(Callback):
             )
         if lr is not None and not lr > 0:
             raise ConfigError(f"search.lr must be > 0, got {lr}")
+        if objective not in OBJECTIVES or beta < 0:
+            raise ConfigError(f"search.objective must be one of {', '.join(OBJECTIVES)} (got {objective!r}) and search.beta >= 0 (got {beta})")
         if start not in ("top", "random_data", "random"):
             raise ConfigError(f"unknown search.start {start!r}; use 'top', 'random_data' or 'random'")
+        if oracle_timeout is not None and not oracle_timeout > 0:
+            raise ConfigError(f"search.oracle_timeout must be > 0 seconds or null, got {oracle_timeout}")
         self.n_designs, self.steps, self.lr, self.start = n_designs, steps, lr, start
         self.every_n_epochs, self.seed, self.trace_every = every_n_epochs, seed, trace_every
+        self.oracle_timeout = oracle_timeout
+        self.objective, self.beta = objective, beta
         self.drop_duplicates = drop_duplicates
         self.history: list[dict[str, Any]] = []
         self._results = SearchResults(sync_on_compute=True)
+        self._trained: dict[str, int] | None = None  # epochs and steps done, saved in checkpoints
+        self._resumed: dict[str, int] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history}
+        return {"history": self.history, "trained": self._trained}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+        self._trained = self._resumed = state_dict.get("trained")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         pictures.quiet_default_hp_metric(trainer)  # the final search writes the HPARAMS session
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        reason = trainer.datamodule.task.oracle_unavailable()
+        task = trainer.datamodule.task
+        reason = task.oracle_unavailable()
         if reason and trainer.is_global_zero:  # said before training, not discovered after it
             print(f"search: designs will not be scored: {reason}")
+        if self.oracle_timeout is not None and not task.timed_oracle and trainer.is_global_zero:
+            print(f"search: search.oracle_timeout is not applied: {task.oracle_name} runs in this process, which cannot stop it")
+        resumed, self._resumed = self._resumed, None
+        if resumed and _training_done(trainer, resumed):  # Lightning will skip training and on_train_end
+            self.search(trainer, pl_module, resumed["epoch"], final=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
+        self._trained = {"epoch": epoch, "step": trainer.global_step}
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs  # on_train_end searches then
         if self.every_n_epochs and epoch % self.every_n_epochs == 0 and not last:
             self.search(trainer, pl_module, epoch)
@@ -112,37 +148,33 @@ class DesignSearch(Callback):
         traced = sorted({*range(0, self.steps + 1, self.trace_every), self.steps}) if final and self.trace_every else []
         snapshots: dict[int, torch.Tensor] = {}
         observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
-        x = gradient_ascent(surrogate, start[share].to(pl_module.device), self.steps, lr, progress, observe)
+        climb = search_objective(surrogate, self.objective, self.beta)
+        x = gradient_ascent(climb, start[share].to(pl_module.device), self.steps, lr, progress, observe)
         with torch.no_grad():
-            predictions = datamodule.denormalize_y(surrogate(x).double())
+            members = surrogate.members(x).double()  # (K, designs): the ensemble's opinions
+            predictions = datamodule.denormalize_y(members.mean(0))
+            prediction_std = members.std(0, unbiased=False) * datamodule.y_std.to(members)
         features = datamodule.denormalize_x(x.double()).cpu()
-        scores = task.oracle(task.from_features(features.numpy()))
-        normalized = task.normalize_score(scores)
-        path = None
-        if traced:  # the last snapshot is the final designs: scored above, not twice
-            columns = [
-                task.normalize_score(task.oracle(task.from_features(datamodule.denormalize_x(snapshots[s].double()).cpu().numpy())))
-                for s in traced[:-1]
-            ]
-            path = torch.as_tensor(np.stack([*columns, normalized], axis=1))
-
         device = pl_module.device  # gathered on the module's device: NCCL cannot reduce CPU tensors
-        self._results.to(device)
-        self._results.update(
-            features.to(device),
-            torch.as_tensor(scores, device=device),
-            torch.as_tensor(normalized, device=device),
-            predictions.to(device),
-            None if path is None else path.to(device),
-        )
-        gathered = {k: v.cpu() for k, v in self._results.compute().items()}
-        self._results.reset()
-        candidates = self._describe(datamodule, gathered["features"])
+        unscored = torch.full((len(features),), float("nan"), dtype=torch.float64)
+        gathered = self._gather(device, features, unscored, unscored, predictions, prediction_std)
+        candidates = self._describe(datamodule, gathered["features"])  # every rank: the counts go in history
         counts = count_unique_and_novel(candidates)
-        if self.drop_duplicates:
-            keep = torch.from_numpy(~candidates["duplicate"])
-            gathered = {k: v[keep] for k, v in gathered.items()}
-            candidates = {k: v[keep.numpy()] for k, v in candidates.items()}
+        keep = ~candidates["duplicate"] if self.drop_duplicates else np.ones(len(candidates["duplicate"]), bool)
+        candidates = {k: v[keep] for k, v in candidates.items()}
+        out = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a broadcast: all ranks ask
+        if trainer.is_global_zero:  # before the oracle is asked: whatever it does, the designs are kept
+            self._write_designs(out, _rows(gathered, keep), task, candidates)
+
+        error = None
+        try:
+            scores, normalized, path = self._score(task, datamodule, features, snapshots, traced)
+        except Exception as e:  # a user's simulator or lab pipeline: any failure is its own
+            error = f"{type(e).__name__}: {e}"
+        error = _first_error(trainer, error)  # the same on every rank, so all take the same branch
+        if error is None:
+            gathered = self._gather(device, features, scores, normalized, predictions, prediction_std, path)
+        gathered = _rows(gathered, keep)
 
         summary = {
             "task": task.name,
@@ -151,35 +183,60 @@ class DesignSearch(Callback):
             "final": final,
             **percentile_scores(gathered["normalized"]),
             "predicted_mean": float(task.normalize_score(gathered["predictions"].numpy()).mean()),
+            # the members' spread in normalized-score units (0 for one surrogate)
+            "predicted_std": float(gathered["prediction_std"].mean() / (task.data.y_max - task.data.y_min)),
             "n_designs": self.n_designs,
             "n_failed": int((~torch.isfinite(gathered["scores"])).sum()),
             **counts,
             "d_best": datamodule.best_offline_score(),
-            "search": {"steps": self.steps, "lr": lr, "start": self.start, "drop_duplicates": self.drop_duplicates},
+            "search": {
+                "steps": self.steps, "lr": lr, "start": self.start, "objective": self.objective, "beta": self.beta,
+                "drop_duplicates": self.drop_duplicates,
+            },
         }
-        if final:
+        if final and error is None:
             summary["random_designs"] = datamodule.random_designs_reference(self.n_designs)
-        if traced:
+        if error is not None:
+            summary["oracle_error"] = error
+        elif traced:
             summary["trace"] = [
                 {"step": step, **percentile_scores(gathered["path"][:, i])} for i, step in enumerate(traced)
             ]
         self.history.append(summary)
-        out = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a broadcast: all ranks ask
         if trainer.is_global_zero:
             self._report(trainer, out, summary, gathered, task, candidates)
         trainer.strategy.barrier("design_search")
+        if error is not None and final:
+            if getattr(trainer, "_search_only", False):  # matchopt search: the checkpoint is the user's file
+                checkpoint, again = trainer.ckpt_path, "run the same matchopt search command again"
+            else:
+                checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none saved (checkpointing is off)"
+                again = "run the same fit command again with --ckpt_path last (it redoes only the final search)"
+            raise SearchFailed(
+                f"{task.oracle_name} failed in the final search (epoch {epoch}): {error}. Kept: the trained "
+                f"model ({checkpoint}) and the unscored designs with the surrogate's predictions "
+                f"({out / 'designs.npz'}); to score them when the oracle works, {again}"
+            )
         return summary
 
-    def _write_hparams(self, trainer: L.Trainer, summary: dict) -> None:
-        """The HPARAMS tab: model, data and search settings beside the final search's and validation's scores."""
-        params = {
-            "model": dict(trainer.lightning_module.hparams),
-            "data": dict(trainer.datamodule.hparams),
-            "search": {"n_designs": self.n_designs, **summary["search"], "seed": summary["seed"]},
-        }
-        tags = [f"search/{k}" for k in ("score_100th", "score_50th", "score_mean", "predicted_mean")]
-        tags += sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
-        pictures.write_hparams(trainer, params, tags)
+    def _score(self, task, datamodule, features: torch.Tensor, snapshots: dict[int, torch.Tensor], traced: list[int]):
+        """Oracle scores and normalized scores of this rank's designs, and of their traced snapshots."""
+        ask = lambda f: task.oracle(task.from_features(f.numpy()), timeout=self.oracle_timeout)  # noqa: E731
+        scores = ask(features)
+        normalized = task.normalize_score(scores)
+        if not traced:
+            return torch.as_tensor(scores), torch.as_tensor(normalized), None
+        # the last snapshot is the final designs: scored above, not twice
+        columns = [task.normalize_score(ask(datamodule.denormalize_x(snapshots[s].double()).cpu())) for s in traced[:-1]]
+        return torch.as_tensor(scores), torch.as_tensor(normalized), torch.as_tensor(np.stack([*columns, normalized], axis=1))
+
+    def _gather(self, device: torch.device, *tensors: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Every rank's share in rank order (a collective: every rank calls it)."""
+        self._results.to(device)
+        self._results.update(*(None if t is None else t.to(device) for t in tensors))
+        gathered = {k: v.cpu() for k, v in self._results.compute().items()}
+        self._results.reset()
+        return gathered
 
     @staticmethod
     def _describe(datamodule, features: torch.Tensor) -> dict[str, np.ndarray]:
@@ -190,12 +247,52 @@ class DesignSearch(Callback):
             datamodule.normalize_x(features.double()), datamodule.offline.x, task.is_discrete,
         )
 
+    def _write_designs(
+        self, out: Path, gathered: dict[str, torch.Tensor], task, candidates: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """``designs.npz`` and ``candidates.csv``: before the oracle is asked (scores NaN / empty), then scored."""
+        features = gathered["features"].numpy()
+        predictions = gathered["predictions"].numpy()
+        arrays = {
+            "designs": task.from_features(features),
+            "features": features,
+            "scores": gathered["scores"].numpy(),
+            "normalized_scores": gathered["normalized"].numpy(),
+            "predictions": predictions,
+            "normalized_predictions": task.normalize_score(predictions),
+            "prediction_std": gathered["prediction_std"].numpy(),
+            **candidates,
+        }
+        write_atomic(out / "designs.npz", lambda f: np.savez(f, **arrays), ".npz")
+        write_csv(out / "candidates.csv", {
+            **design_columns(arrays["designs"], getattr(task, "column_names", None)),
+            "prediction": predictions,
+            "prediction_std": arrays["prediction_std"],
+            "score": arrays["scores"],
+            "normalized_prediction": arrays["normalized_predictions"],
+            "normalized_score": arrays["normalized_scores"],
+            **candidates,
+        })
+        return arrays
+
+    def _write_hparams(self, trainer: L.Trainer, summary: dict) -> None:
+        """The HPARAMS tab: model, data and search settings beside the final search's and validation's scores."""
+        params = {
+            "model": dict(trainer.lightning_module.hparams),
+            "data": dict(trainer.datamodule.hparams),
+            "search": {"n_designs": self.n_designs, **summary["search"], "seed": summary["seed"]},
+        }
+        tags = [f"search/{k}" for k in ("score_100th", "score_50th", "score_mean", "predicted_mean", "predicted_std")]
+        tags += sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
+        pictures.write_hparams(trainer, params, tags)
+
     def _report(
         self, trainer: L.Trainer, out: Path, summary: dict, gathered: dict[str, torch.Tensor], task,
         candidates: dict[str, np.ndarray],
     ) -> None:
         metrics = {f"search/{k}": summary[k] for k in ("score_100th", "score_50th", "score_mean", "score_std")}
         metrics["search/predicted_mean"] = summary["predicted_mean"]
+        metrics["search/predicted_std"] = summary["predicted_std"]
         metrics["search/n_failed"] = summary["n_failed"]
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=summary["epoch"])
@@ -203,32 +300,23 @@ class DesignSearch(Callback):
                 path = {f"search_path/{k}": point[k] for k in ("score_100th", "score_50th")}
                 logger.log_metrics(path, step=point["step"])
             logger.save()
+        if "oracle_error" in summary:
+            results = {**summary, "history": self.history}
+            write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()), ".json")
+            if not summary["final"]:  # the final one ends the run with its own line
+                print(
+                    f"search (epoch {summary['epoch']}): {task.oracle_name} failed: {summary['oracle_error']}; "
+                    f"designs.npz holds the designs unscored, results.json records it; training goes on"
+                )
+            return
         if not task.has_oracle:
             print(f"search: not scored ({task.oracle_unavailable()}); designs.npz holds the designs and the surrogate's predictions")
         elif summary["n_failed"]:
             failed = torch.nonzero(~torch.isfinite(gathered["scores"])).flatten().tolist()
             print(f"search: the oracle could not score {len(failed)} designs (indices {failed[:10]}); scored the rest")
-        features = gathered["features"].numpy()
-        arrays = {
-            "designs": task.from_features(features),
-            "features": features,
-            "scores": gathered["scores"].numpy(),
-            "normalized_scores": gathered["normalized"].numpy(),
-            "predictions": gathered["predictions"].numpy(),
-            "normalized_predictions": task.normalize_score(gathered["predictions"].numpy()),
-            **candidates,
-        }
-        write_atomic(out / "designs.npz", lambda f: np.savez(f, **arrays), ".npz")
-        write_csv(out / "candidates.csv", {
-            **design_columns(arrays["designs"], getattr(task, "column_names", None)),
-            "prediction": arrays["predictions"],
-            "score": arrays["scores"],
-            "normalized_prediction": arrays["normalized_predictions"],
-            "normalized_score": arrays["normalized_scores"],
-            **candidates,
-        })
+        arrays = self._write_designs(out, gathered, task, candidates)
         pictures.log_search_pictures(trainer, summary["epoch"], arrays["normalized_scores"], arrays["normalized_predictions"])
-        if summary["final"]:
+        if summary["final"]:  # after the scalars it names: TensorBoard reads their values from them
             self._write_hparams(trainer, summary)
         for logger in trainer.loggers:
             logger.save()
@@ -240,3 +328,24 @@ class DesignSearch(Callback):
                 f"score_50th={summary['score_50th']:.4f} score_mean={summary['score_mean']:.4f} "
                 f"(D(best)={summary['d_best']:.4f}) -> {out / 'results.json'}"
             )
+
+
+def _rows(gathered: dict[str, torch.Tensor], keep: np.ndarray) -> dict[str, torch.Tensor]:
+    """The kept candidates' rows (``search.drop_duplicates``), in order."""
+    return gathered if keep.all() else {k: v[torch.from_numpy(keep)] for k, v in gathered.items()}
+
+
+def _first_error(trainer: L.Trainer, error: str | None) -> str | None:
+    """The error of the lowest rank that had one, on every rank (two collectives every rank reaches)."""
+    rank, world = trainer.global_rank, trainer.world_size
+    flag = torch.tensor(rank if error is not None else world, device=trainer.strategy.root_device)
+    first = int(trainer.strategy.reduce(flag, reduce_op="min"))
+    return None if first == world else trainer.strategy.broadcast(error, src=first)
+
+
+def _training_done(trainer: L.Trainer, trained: dict[str, int]) -> bool:
+    """Whether training that went this far already met the trainer's limits (max_epochs, max_steps)."""
+    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+    return (max_epochs is not None and max_epochs >= 0 and trained["epoch"] >= max_epochs) or (
+        max_steps is not None and max_steps >= 0 and trained["step"] >= max_steps
+    )

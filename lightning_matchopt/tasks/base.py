@@ -119,6 +119,7 @@ class Task(abc.ABC):
     # Draws of 128 uniformly random designs scored for the "random designs" reference row; 0 where
     # the oracle is too costly (a simulator) or someone else's (a user's lab pipeline).
     random_reference_draws: int = 0
+    timed_oracle: bool = False  # the oracle runs in other processes, which a timeout can stop
 
     def __init__(self) -> None:
         self._data: OfflineData | None = None
@@ -178,11 +179,22 @@ class Task(abc.ABC):
     def _score(self, designs: np.ndarray) -> np.ndarray:
         """The oracle on designs in the task's format; one score per design."""
 
-    def oracle(self, designs: np.ndarray) -> np.ndarray:
-        """Score designs with the task's oracle; NaN marks a design the oracle could not score."""
+    @property
+    def oracle_name(self) -> str:
+        """How error messages name this task's oracle."""
+        return f"the {self.name} oracle"
+
+    def oracle(self, designs: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        """Score designs with the task's oracle; NaN marks a design the oracle could not score.
+
+        ``timeout`` (seconds) bounds an oracle that runs in other processes (``timed_oracle``):
+        those are stopped and an OracleError raised. An in-process oracle cannot be stopped
+        safely, so it runs without a limit.
+        """
         if not self.has_oracle:
             return np.full(len(designs), np.nan)
-        scores = np.asarray(self._score(designs), dtype=np.float64)
+        scores = self._score(designs, timeout) if self.timed_oracle else self._score(designs)
+        scores = np.asarray(scores, dtype=np.float64)
         if scores.shape not in ((len(designs),), (len(designs), 1)):
             raise OracleError(
                 f"{self.name} oracle returned shape {scores.shape} for {len(designs)} designs; "

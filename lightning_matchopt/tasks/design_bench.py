@@ -49,15 +49,16 @@ def shard_paths(task_name: str, data_root, folder: str, prefix: str, kind: str) 
     def index(path: Path) -> int:
         return int(path.name.split("-")[-1].split(".")[0])
 
-    paths = sorted(
-        (p for p in directory.glob(f"{prefix}-{kind}-*.npy*") if p.name.split("-")[-1].split(".")[0].isdigit()),
-        key=index,
-    )
+    def is_shard(path: Path) -> bool:  # NAME-<i>.npy or NAME-<i>.npy.gz, not a download's temporary file
+        number, _, suffix = path.name.split("-")[-1].partition(".")
+        return number.isdigit() and suffix in ("npy", "npy.gz")
+
+    paths = sorted((p for p in directory.glob(f"{prefix}-{kind}-*.npy*") if is_shard(p)), key=index)
     if not paths:
         raise DataError(
             f"{task_name}: no {prefix}-{kind}-*.npy files in {str(directory)!r}. Put Design-Bench's "
             f"'{folder}/' folder under the data root (--data.data_root or $MATCHOPT_DATA_ROOT), "
-            f"or fetch it from your mirror: matchopt data fetch --base-url URL {task_name}"
+            f"or fetch it from the Hugging Face hub: matchopt data fetch --data-root DIR {task_name}"
         )
     found = [index(p) for p in paths]
     if found != list(range(len(paths))):
@@ -329,6 +330,7 @@ class HopperController(ContinuousDesignBenchTask):
     dim = 5126
     max_percentile = 100.0
     published_y_range = (87.93491, 1361.6106)
+    timed_oracle = True
 
     def __init__(self, data_root: str | os.PathLike | None = None, workers: int | None = None, seed: int = 0) -> None:
         super().__init__(data_root)
@@ -341,10 +343,11 @@ class HopperController(ContinuousDesignBenchTask):
 
         return mujoco_missing(self.name)
 
-    def _score(self, designs: np.ndarray) -> np.ndarray:
+    def _score(self, designs: np.ndarray, timeout: float | None = None) -> np.ndarray:
         from lightning_matchopt.tasks.oracles.hopper import evaluate_policies
 
-        return evaluate_policies(np.asarray(designs, dtype=np.float64), workers=self.workers, seed=self.seed)
+        designs = np.asarray(designs, dtype=np.float64)
+        return evaluate_policies(designs, workers=self.workers, seed=self.seed, timeout=timeout)
 
 
 class MorphologyTask(ContinuousDesignBenchTask):
@@ -352,7 +355,7 @@ class MorphologyTask(ContinuousDesignBenchTask):
 
     Design-Bench's exact oracle rolls out a morphology-conditioned policy it trained itself
     (``<folder>/<policy_file>``, a pickled dict of numpy arrays) on the robot built from the
-    design. That file was only ever on Design-Bench's server; without it the task trains and
+    design. ``matchopt data fetch`` gets it with the data; without it the task trains and
     searches but cannot score, and says so before training.
     """
 
@@ -375,8 +378,8 @@ class MorphologyTask(ContinuousDesignBenchTask):
         where = f"not found at {str(path)!r}" if path is not None else "no data root given"
         return (
             f"{self.name}: the oracle needs Design-Bench's pre-trained policy '{self.folder}/{self.policy_file}' "
-            f"({where}); Design-Bench served it from storage.googleapis.com/design-bench/{self.folder}/"
-            f"{self.policy_file}, now offline: put a copy there or pass --data.task_options.policy_path FILE"
+            f"({where}); fetch it with the data (matchopt data fetch --data-root DIR {self.name}) "
+            "or pass --data.task_options.policy_path FILE"
         )
 
 

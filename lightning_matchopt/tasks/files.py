@@ -3,40 +3,22 @@
 NPZ: arrays ``x`` (N, ...) and ``y`` (N,) or (N, 1). CSV: a header row, a ``y`` column (name set
 by ``y_column``), every other column a design feature. Token designs (integers in
 ``[0, num_classes)``) are optimized as Design-Bench logits; others as z-scored vectors. The
-oracle, if any, is ``package.module:function`` mapping an array of designs to an array of scores.
+oracle, if any, is ``package.module:function`` mapping an array of designs to an array of scores;
+with a timeout (``search.oracle_timeout``) it runs in a fresh interpreter that can be stopped.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
 import os
-import sys
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from lightning_matchopt.errors import ConfigError, DataError
 from lightning_matchopt.tasks.base import OfflineData, Task, check_finite, percentile_band
-
-
-def load_oracle(spec: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Import ``package.module:function``; errors name what is missing."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"oracle must look like 'package.module:function', got {spec!r}")
-    if os.getcwd() not in sys.path:  # console scripts do not put the working directory on the path
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"cannot import the oracle's module {module_name!r}: {e}") from None
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise ConfigError(f"module {module_name!r} has no callable {attribute!r} to use as the oracle")
-    return function
+from lightning_matchopt.user_oracle import load_oracle, run_in_subprocess
 
 
 def read_design_file(
@@ -66,7 +48,10 @@ def read_design_file(
     with open(path, newline="") as f:
         header = next(csv.reader(f), [])
     if require_y and y_column not in header:
-        raise DataError(f"{str(path)!r} has no {y_column!r} column (header: {header[:10]})")
+        raise DataError(
+            f"{str(path)!r} has no {y_column!r} column (header: {header[:10]}); "
+            "name the score column with task_options: {y_column: NAME}"
+        )
     names = [h for h in header if h != y_column]
     if not names:
         raise DataError(f"{str(path)!r} needs at least one design column besides {y_column!r}")
@@ -121,6 +106,7 @@ class FilesTask(Task):
         self.num_classes, self.y_column, self.max_percentile = num_classes, y_column, max_percentile
         self.y_min, self.y_max = y_min, y_max
         self._oracle = load_oracle(oracle) if oracle else None
+        self.oracle_spec, self.timed_oracle = oracle, oracle is not None
         self._design_shape = self._read_design_shape()
 
     @property
@@ -131,6 +117,10 @@ class FilesTask(Task):
     def column_names(self) -> list[str] | None:
         """A CSV's design column names (None for NPZ): the candidates and predictions tables reuse them."""
         return [h for h in self._csv_header() if h != self.y_column] if self.path.suffix == ".csv" else None
+
+    @property
+    def oracle_name(self) -> str:
+        return f"the oracle {self.oracle_spec}" if self.oracle_spec else super().oracle_name
 
     def oracle_unavailable(self) -> str | None:
         if self._oracle is None:
@@ -158,7 +148,10 @@ class FilesTask(Task):
         with open(self.path, newline="") as f:
             header = next(csv.reader(f), [])
         if self.y_column not in header:
-            raise DataError(f"{str(self.path)!r} has no {self.y_column!r} column (header: {header[:10]})")
+            raise DataError(
+                f"{str(self.path)!r} has no {self.y_column!r} column (header: {header[:10]}); "
+                "name the score column with task_options: {y_column: NAME}"
+            )
         if len(header) < 2:
             raise DataError(f"{str(self.path)!r} needs at least one design column besides {self.y_column!r}")
         return header
@@ -181,7 +174,9 @@ class FilesTask(Task):
         y_max = float(np.max(y)) if self.y_max is None else self.y_max
         return OfflineData(x=x[keep], y=y[keep], y_min=y_min, y_max=y_max)
 
-    def _score(self, designs: np.ndarray) -> np.ndarray:
+    def _score(self, designs: np.ndarray, timeout: float | None = None) -> np.ndarray:
         if self._oracle is None:
             return np.full(len(designs), np.nan)
+        if timeout is not None:
+            return run_in_subprocess(self.oracle_spec, designs, timeout)
         return self._oracle(np.asarray(designs))

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +86,16 @@ def episode_return(design: np.ndarray, seed: int = 0) -> float:
     return float(total)
 
 
-def evaluate_policies(designs: np.ndarray, workers: int | None = None, seed: int = 0, progress: bool = True) -> np.ndarray:
+def evaluate_policies(
+    designs: np.ndarray, workers: int | None = None, seed: int = 0, progress: bool = True, timeout: float | None = None
+) -> np.ndarray:
     """Episode returns of ``(N, 5126)`` designs, run in ``workers`` processes (default: CPU cores, at most 8).
 
     Workers are fresh interpreters (``python -m lightning_matchopt.tasks.oracles.hopper``) fed
     through a temporary ``.npy`` file: unlike multiprocessing's fork they share no thread pools
     with the caller (torch, DDP), and unlike spawn they need no ``if __name__ == "__main__"``
-    guard in the caller's script or notebook.
+    guard in the caller's script or notebook. With a ``timeout`` (seconds, for all episodes)
+    even one worker runs in its own process, so that a hung simulation can be stopped.
     """
     from tqdm.auto import tqdm
 
@@ -101,7 +105,7 @@ def evaluate_policies(designs: np.ndarray, workers: int | None = None, seed: int
     workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(designs)))
     returns = np.full(len(designs), np.nan)
     with tqdm(total=len(designs), desc="hopper episodes", unit="design", disable=None if progress else True, leave=False) as bar:
-        if workers == 1:
+        if workers == 1 and timeout is None:
             for i, design in enumerate(designs):
                 returns[i] = episode_return(design, seed)
                 bar.update()
@@ -111,6 +115,7 @@ def evaluate_policies(designs: np.ndarray, workers: int | None = None, seed: int
             np.save(path, designs)
             shares = np.array_split(np.arange(len(designs)), workers)
             env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            deadline = None if timeout is None else time.monotonic() + timeout
             procs = [
                 subprocess.Popen(
                     [sys.executable, "-m", __name__, str(path), str(rows[0]), str(rows[-1] + 1), str(seed)],
@@ -131,11 +136,22 @@ def evaluate_policies(designs: np.ndarray, workers: int | None = None, seed: int
             readers = [threading.Thread(target=collect, args=(proc,), daemon=True) for proc in procs]
             for reader in readers:
                 reader.start()
-            for proc, reader in zip(procs, readers):
-                reader.join()
-                if proc.wait() != 0:
-                    message = proc.stderr.read().strip().splitlines()
-                    raise OracleError(f"hopper: an episode worker failed: {message[-1] if message else proc.returncode}")
+            try:
+                for proc, reader in zip(procs, readers):
+                    reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                    if reader.is_alive():
+                        raise OracleError(
+                            f"hopper: the episodes did not finish within {timeout:g} s (search.oracle_timeout); "
+                            "their workers were stopped"
+                        )
+                    if proc.wait() != 0:
+                        message = proc.stderr.read().strip().splitlines()
+                        raise OracleError(f"hopper: an episode worker failed: {message[-1] if message else proc.returncode}")
+            finally:  # on a timeout, a failed worker or Ctrl-C: no worker outlives the call
+                for proc in procs:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
     return returns
 
 

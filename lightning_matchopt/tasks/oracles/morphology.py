@@ -120,13 +120,21 @@ class _ArraysOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_policy(path: Path) -> list[np.ndarray]:
-    """The policy's ``[W0, b0, W1, b1, W2, b2]`` from Design-Bench's pickle, checked for shape."""
+def read_policy_arrays(path: Path, task: str = "ant") -> dict:
+    """Design-Bench's policy pickle as a dict of numpy arrays; anything else (code, objects) is refused."""
     try:
         state = _ArraysOnly(io.BytesIO(Path(path).read_bytes())).load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise OracleError(f"ant: cannot read the policy {str(path)!r}: {e}") from None
-    if not isinstance(state, dict) or any(key not in state for key in POLICY_KEYS):
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError) as e:
+        raise OracleError(f"{task}: cannot read the policy {str(path)!r}: {e}") from None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, np.ndarray) for v in state.values()):
+        raise OracleError(f"{task}: the policy {str(path)!r} must be a dict of numpy arrays")
+    return state
+
+
+def load_policy(path: Path) -> list[np.ndarray]:
+    """The policy's ``[W0, b0, W1, b1, W2, b2]`` from Design-Bench's pickle, checked for shape."""
+    state = read_policy_arrays(path)
+    if any(key not in state for key in POLICY_KEYS):
         raise OracleError(f"ant: the policy {str(path)!r} must be a dict with keys {', '.join(POLICY_KEYS)}")
     layers = [np.asarray(state[key], dtype=np.float64) for key in POLICY_KEYS]
     for weight, bias in zip(layers[::2], layers[1::2]):
