@@ -217,6 +217,18 @@ def test_help_lists_every_working_subcommand_and_only_those(capsys):
         assert exit_info.value.code == 2 and len(err) == 1 and f"{gone!r}{hint}" in err[0], err
 
 
+def test_checkpoint_subcommands_misspelled_keys_and_missing_checkpoints_are_one_line(capsys):
+    for command in ("validate", "predict", "search"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--config", str(TINY_CONFIG), "--ckpt_pat", "x"])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip() == "matchopt: error: unknown option --ckpt_pat; did you mean --ckpt_path?"
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--config", str(TINY_CONFIG)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1 and f"matchopt {command} needs --ckpt_path" in err[0]
+
+
 def test_fit_help_starts_with_the_projects_options_and_lists_the_tasks(capsys):
     from lightning_matchopt.tasks import TASKS
 

@@ -175,6 +175,27 @@ def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
     )
 
 
+def test_a_truncated_last_checkpoint_falls_back_to_previous_or_fails_in_one_line(trained, tmp_path, capsys):
+    """The resume checks of fit (issue 12) hold in every subcommand: search, validate, predict."""
+    root, log_dir = trained
+    copy = tmp_path / "checkpoints"
+    copy.mkdir()
+    for name in ("last.ckpt", "previous.ckpt"):
+        (copy / name).write_bytes((log_dir / "checkpoints" / name).read_bytes())
+    (copy / "last.ckpt").write_bytes((copy / "last.ckpt").read_bytes()[:1000])  # a kill mid-write
+    out = matchopt(root, "search", f"--ckpt_path={copy / 'last.ckpt'}", "--search.n_designs=4")
+    err = capsys.readouterr().err
+    assert f"{copy / 'last.ckpt'} cannot be read; search uses {copy / 'previous.ckpt'}, one epoch earlier" in err
+    assert json.loads((out / "results.json").read_text())["epoch"] == 2  # previous.ckpt: the epoch before
+    (copy / "previous.ckpt").unlink()
+    for command in ("search", "validate", "predict"):
+        with pytest.raises(SystemExit) as exit_info:
+            matchopt(root, command, f"--ckpt_path={copy / 'last.ckpt'}")
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1, err
+        assert err[0].startswith(f"matchopt: error: checkpoint {copy / 'last.ckpt'} cannot be read (")
+
+
 def test_without_held_out_rows_there_is_no_validation(tmp_path, capsys):
     out = matchopt(tmp_path, "fit", "--data.val_fraction=0", "--search.every_n_epochs=0")
     acc = events(out)
@@ -192,3 +213,26 @@ def test_without_matplotlib_scatter_plots_are_skipped(monkeypatch):
     assert scatter_image([0.0, 1.0], [1.0, 0.0], "x", "y").shape[2] == 3
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
     assert scatter_image([0.0, 1.0], [1.0, 0.0], "x", "y") is None
+
+
+def test_an_ensemble_validates_predicts_and_searches_from_its_checkpoint(tmp_path, capsys):
+    """Held-out metrics of K members (their mean's correlations), then the checkpoint's K in every subcommand."""
+    fit = matchopt(tmp_path, "fit", "--model.ensemble_size=3", "--search.every_n_epochs=0")
+    acc = events(fit)
+    logged = {tag: acc.Scalars(tag)[-1].value for tag in ("val/spearman", "val/loss_reg", "val/loss_gm")}
+    assert all(np.isfinite(v) for v in logged.values())
+    # No --model.ensemble_size here: the checkpoint says 3 (and the data module's draws follow it).
+    out = matchopt(tmp_path, "validate", "--ckpt_path=last")
+    again = events(out)
+    for tag, value in logged.items():
+        assert again.Scalars(tag)[0].value == pytest.approx(value, abs=1e-5), tag
+    out = matchopt(tmp_path, "predict", "--ckpt_path=last")
+    offline = np.load(out / "predictions.npz")
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(offline["predictions"][offline["held_out"]], offline["y"][offline["held_out"]])[0]
+    assert rho == pytest.approx(logged["val/spearman"], abs=1e-5)  # predict writes the members' mean
+    out = matchopt(tmp_path, "search", "--ckpt_path=last")
+    fit_results, results = (json.loads((d / "results.json").read_text()) for d in (fit, out))
+    assert results["score_100th"] == fit_results["score_100th"] and results["predicted_std"] > 0
+    assert np.array_equal(np.load(fit / "designs.npz")["prediction_std"], np.load(out / "designs.npz")["prediction_std"])
