@@ -1,6 +1,7 @@
 """The grid runner: independent runs in parallel, skipped when done, summarized with ranks."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,21 @@ def test_table_shows_every_reference_beside_the_methods():
                        "| 0.824 ± 0.067 / 0.435 |")
     assert superconductor.endswith("| nan | - | - |")  # no runs, no reference, no anchor: said, not invented
     assert "MNR" not in table and "anchor: others' runs." in table
+
+
+def test_earlier_runs_fill_missing_cells_and_are_marked(tmp_path):
+    from lightning_matchopt.grid import Run, earlier_rows, markdown_table
+
+    earlier = tmp_path / "runs.csv"
+    earlier.write_text(
+        "task,method,seed,score_100th,score_50th,score_mean,d_best,epoch\n"
+        "tfbind8,coms,0,0.9,0.5,0.5,0.439,50\n"
+        "tfbind8,coms,1,0.8,0.6,0.5,0.439,50\n"
+        "tfbind8,matchopt,0,0.1,0.1,0.1,0.439,200\n"  # a cell this grid ran itself: not taken
+    )
+    runs = [Run(Path("tfbind8.yaml"), Path(f"{m}.yaml"), s, tmp_path) for m in ("matchopt", "coms") for s in (0, 1)]
+    done = {("tfbind8", "matchopt", 0), ("tfbind8", "matchopt", 1)}
+    rows = earlier_rows([earlier], runs, done)
+    assert [(r["method"], r["seed"], r["source"]) for r in rows] == [("coms", 0, str(earlier)), ("coms", 1, str(earlier))]
+    table = markdown_table(rows, ["coms"], ["tfbind8"])
+    assert "0.850 ± 0.050 / 0.550 ± 0.050 (n=2, 2 from an earlier grid†)" in table and f"† runs read from an earlier grid's {earlier}" in table
