@@ -152,7 +152,8 @@ def _published_cell(entry: dict | None) -> str:
         return "-"
     parts = []
     for score in SCORES:
-        mean, std = (entry.get(score) or [None, None]) + [None] * (2 - len(entry.get(score) or []))
+        values = list(entry.get(score) or [])
+        mean, std = values + [None] * (2 - len(values))
         parts.append("-" if mean is None else f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}"))
     return " / ".join(parts)
 

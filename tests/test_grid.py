@@ -48,14 +48,16 @@ def test_table_shows_every_reference_beside_the_methods():
          "random_designs": reference}
         for s, v in enumerate((0.9, 1.0))
     ]
-    published = {"columns": [{"label": "anchor", "note": "others' runs.", "tasks": {
-        "tfbind8": {"score_100th": [0.824, 0.067], "score_50th": [0.435, None]}}}]}
+    published = {"columns": [
+        {"label": "anchor", "note": "others' runs.", "tasks": {"tfbind8": {"score_100th": [0.824, 0.067], "score_50th": [0.435, None]}}},
+        {"label": "best", "tasks": {"tfbind8": {"score_100th": [0.977, 0.004]}}},  # a 100th alone
+    ]}
     table = markdown_table(rows, ["matchopt"], ["tfbind8", "superconductor"], published)
     header, _, tfbind8, superconductor = table.splitlines()[:4]
-    assert header == "| task | matchopt | D(best) | 128 random designs | anchor |"
+    assert header == "| task | matchopt | D(best) | 128 random designs | anchor | best |"
     assert tfbind8 == ("| tfbind8 | 0.950 ± 0.050 / 0.500 ± 0.000 (n=2) | 0.439 | 0.939 ± 0.037 / 0.439 (2,000 draws) "
-                       "| 0.824 ± 0.067 / 0.435 |")
-    assert superconductor.endswith("| nan | - | - |")  # no runs, no reference, no anchor: said, not invented
+                       "| 0.824 ± 0.067 / 0.435 | 0.977 ± 0.004 / - |")
+    assert superconductor.endswith("| nan | - | - | - |")  # no runs, no reference, no anchor: said, not invented
     assert "MNR" not in table and "anchor: others' runs." in table
 
 
