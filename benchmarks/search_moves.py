@@ -6,7 +6,8 @@ For every finished run under the given roots (``<root>/<task>/<method>/seed_<s>/
 run's own search start from its saved ``config.yaml`` (same task, seed, start rule and data draw)
 and compares it with the final designs in ``designs.npz``: for token tasks, how many of the 128
 sequences differ from their starting sequence and how many distinct sequences there are; for
-vector tasks, the mean distance moved in z-scored units. It explains what a protocol's scores
+vector tasks, the mean distance moved in z-scored units; and the oracle's scores of the start
+designs themselves, unsearched, beside the final ones. It explains what a protocol's scores
 measure: a search that cannot move returns the start designs, scored by the oracle.
 """
 
@@ -41,6 +42,10 @@ def run_moves(run_dir: Path, data_root: str) -> dict | None:
     task = datamodule.task
     designs = np.load(logs[-1] / "designs.npz")
     row = {"task": data["task"], "seed": config["seed_everything"], "start": search["start"], "lr": search.get("lr")}
+    start_scores = task.normalize_score(task.oracle(task.from_features(start.numpy())))  # the search's start, unsearched
+    row["start_100th"], row["start_50th"] = float(np.nanmax(start_scores)), float(np.nanmedian(start_scores))
+    row["final_100th"] = float(np.nanmax(designs["normalized_scores"]))
+    row["final_50th"] = float(np.nanmedian(designs["normalized_scores"]))
     if task.is_discrete:
         before, after = task.from_features(start.numpy()), designs["designs"]
         row["changed"] = int((before != after).any(axis=1).sum())
@@ -56,8 +61,9 @@ def main() -> None:
     parser.add_argument("roots", nargs="+", type=Path)
     parser.add_argument("--data-root", required=True)
     args = parser.parse_args()
-    print("| root | task | method | seeds | start | search lr | designs changed (of 128) | distinct designs | mean move (z units) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| root | task | method | seeds | start | search lr | designs changed (of 128) | distinct designs | mean move (z units) "
+          "| start designs, unsearched: 100th / 50th (mean over seeds) | final designs: 100th / 50th |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for root in args.roots:
         for method_dir in sorted(root.glob("*/*")):
             rows = [r for r in (run_moves(d, args.data_root) for d in sorted(method_dir.glob("seed_*"))) if r]
@@ -65,13 +71,17 @@ def main() -> None:
                 continue
             first = rows[0]
 
+            def mean(key: str) -> float:
+                return float(np.mean([r[key] for r in rows]))
+
             def cell(key: str) -> str:  # every seed shown, in seed order
                 values = [r[key] for r in rows if key in r]
                 return "-" if not values else " / ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in values)
 
             print(
                 f"| {root} | {first['task']} | {method_dir.name} | {len(rows)} | {first['start']} | {first['lr']} "
-                f"| {cell('changed')} | {cell('distinct')} | {cell('mean_move_z')} |"
+                f"| {cell('changed')} | {cell('distinct')} | {cell('mean_move_z')} "
+                f"| {mean('start_100th'):.3f} / {mean('start_50th'):.3f} | {mean('final_100th'):.3f} / {mean('final_50th'):.3f} |"
             )
 
 

@@ -95,6 +95,28 @@ def collect(runs: list[Run]) -> list[dict]:
     return rows
 
 
+def earlier_rows(paths: list[Path], runs: list[Run], done: set[tuple]) -> list[dict]:
+    """Rows of earlier grids' ``runs.csv`` for this grid's cells that have no finished run here.
+
+    Each keeps its ``source`` (the CSV), and the table marks the cells they fill: a run made by
+    another grid, perhaps with other code, is shown as such, never passed off as this one's.
+    """
+    wanted = {(r.task, r.method, r.seed) for r in runs} - done
+    rows = []
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                key = (row["task"], row["method"], int(row["seed"]))
+                if key in wanted:
+                    wanted.discard(key)
+                    rows.append({
+                        "task": key[0], "method": key[1], "seed": key[2], "epoch": int(row["epoch"]),
+                        **{k: float(row[k]) for k in ("score_100th", "score_50th", "score_mean", "d_best")},
+                        "random_designs": None, "history": [], "trace": [], "source": str(path),
+                    })
+    return rows
+
+
 def _mean_std(values: list[float]) -> str:
     if not values:
         return "-"
@@ -130,7 +152,8 @@ def _published_cell(entry: dict | None) -> str:
         return "-"
     parts = []
     for score in SCORES:
-        mean, std = (entry.get(score) or [None, None]) + [None] * (2 - len(entry.get(score) or []))
+        values = list(entry.get(score) or [])
+        mean, std = values + [None] * (2 - len(values))
         parts.append("-" if mean is None else f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}"))
     return " / ".join(parts)
 
@@ -152,7 +175,9 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
         cells = []
         for m in methods:
             cell = [r for r in rows if r["task"] == task and r["method"] == m]
-            cells.append(" / ".join(_mean_std([r[s] for r in cell]) for s in SCORES) + f" (n={len(cell)})")
+            earlier = sum(1 for r in cell if r.get("source"))
+            marker = f", {earlier} from an earlier grid†" if earlier else ""
+            cells.append(" / ".join(_mean_std([r[s] for r in cell]) for s in SCORES) + f" (n={len(cell)}{marker})")
         d_best = next((r["d_best"] for r in rows if r["task"] == task), float("nan"))
         refs = [f"{d_best:.3f}", _random_cell(rows, task), *(_published_cell(c["tasks"].get(task)) for c in columns)]
         lines.append(f"| {task} | " + " | ".join(cells + refs) + " |")
@@ -167,11 +192,14 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
     for c in columns:
         if c.get("note"):
             notes += f" {c['label']}: {c['note']}"
+    sources = sorted({r["source"] for r in rows if r.get("source")})
+    if sources:
+        notes += f" † runs read from an earlier grid's {', '.join(sources)} (their settings and code: that grid's)."
     return "\n".join(lines) + notes + "\n"
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    fields = ["task", "method", "seed", "score_100th", "score_50th", "score_mean", "d_best", "epoch"]
+    fields = ["task", "method", "seed", "score_100th", "score_50th", "score_mean", "d_best", "epoch", "source"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -262,9 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="runs at once on this machine")
     parser.add_argument("--summarize-only", action="store_true", help="run nothing; summarize what finished")
     parser.add_argument("--published", type=Path, default=None, help="JSON of published scores to show beside (docs/published.json)")
+    parser.add_argument(
+        "--earlier-runs", nargs="+", type=Path, default=[],
+        help="runs.csv files of earlier grids: their rows fill the cells this grid has no finished run of (marked in the table)",
+    )
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
-    for path in [*args.tasks, *args.methods, *([args.published] if args.published else [])]:
+    for path in [*args.tasks, *args.methods, *([args.published] if args.published else []), *args.earlier_runs]:
         if not path.is_file():
             print(f"matchopt grid: error: config {str(path)!r} does not exist", file=sys.stderr)
             return 2
@@ -280,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             if code:
                 failed.append(run)
     rows = collect(runs)
+    rows += earlier_rows(args.earlier_runs, runs, {(r["task"], r["method"], r["seed"]) for r in rows})
     tasks = list(dict.fromkeys(r.task for r in runs))
     methods = list(dict.fromkeys(r.method for r in runs))
     out = args.out or args.root

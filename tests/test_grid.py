@@ -1,6 +1,7 @@
 """The grid runner: independent runs in parallel, skipped when done, summarized with ranks."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -47,12 +48,32 @@ def test_table_shows_every_reference_beside_the_methods():
          "random_designs": reference}
         for s, v in enumerate((0.9, 1.0))
     ]
-    published = {"columns": [{"label": "anchor", "note": "others' runs.", "tasks": {
-        "tfbind8": {"score_100th": [0.824, 0.067], "score_50th": [0.435, None]}}}]}
+    published = {"columns": [
+        {"label": "anchor", "note": "others' runs.", "tasks": {"tfbind8": {"score_100th": [0.824, 0.067], "score_50th": [0.435, None]}}},
+        {"label": "best", "tasks": {"tfbind8": {"score_100th": [0.977, 0.004]}}},  # a 100th alone
+    ]}
     table = markdown_table(rows, ["matchopt"], ["tfbind8", "superconductor"], published)
     header, _, tfbind8, superconductor = table.splitlines()[:4]
-    assert header == "| task | matchopt | D(best) | 128 random designs | anchor |"
+    assert header == "| task | matchopt | D(best) | 128 random designs | anchor | best |"
     assert tfbind8 == ("| tfbind8 | 0.950 ± 0.050 / 0.500 ± 0.000 (n=2) | 0.439 | 0.939 ± 0.037 / 0.439 (2,000 draws) "
-                       "| 0.824 ± 0.067 / 0.435 |")
-    assert superconductor.endswith("| nan | - | - |")  # no runs, no reference, no anchor: said, not invented
+                       "| 0.824 ± 0.067 / 0.435 | 0.977 ± 0.004 / - |")
+    assert superconductor.endswith("| nan | - | - | - |")  # no runs, no reference, no anchor: said, not invented
     assert "MNR" not in table and "anchor: others' runs." in table
+
+
+def test_earlier_runs_fill_missing_cells_and_are_marked(tmp_path):
+    from lightning_matchopt.grid import Run, earlier_rows, markdown_table
+
+    earlier = tmp_path / "runs.csv"
+    earlier.write_text(
+        "task,method,seed,score_100th,score_50th,score_mean,d_best,epoch\n"
+        "tfbind8,coms,0,0.9,0.5,0.5,0.439,50\n"
+        "tfbind8,coms,1,0.8,0.6,0.5,0.439,50\n"
+        "tfbind8,matchopt,0,0.1,0.1,0.1,0.439,200\n"  # a cell this grid ran itself: not taken
+    )
+    runs = [Run(Path("tfbind8.yaml"), Path(f"{m}.yaml"), s, tmp_path) for m in ("matchopt", "coms") for s in (0, 1)]
+    done = {("tfbind8", "matchopt", 0), ("tfbind8", "matchopt", 1)}
+    rows = earlier_rows([earlier], runs, done)
+    assert [(r["method"], r["seed"], r["source"]) for r in rows] == [("coms", 0, str(earlier)), ("coms", 1, str(earlier))]
+    table = markdown_table(rows, ["coms"], ["tfbind8"])
+    assert "0.850 ± 0.050 / 0.550 ± 0.050 (n=2, 2 from an earlier grid†)" in table and f"† runs read from an earlier grid's {earlier}" in table
