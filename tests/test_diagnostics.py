@@ -27,6 +27,9 @@ def test_a_perfect_surrogate_has_zero_error_through_the_z_scoring():
             x = datamodule.denormalize_x(z.double())
             return ((task.value(x) - datamodule.y_mean) / datamodule.y_std).float() + self.dummy
 
+        def members(self, z):  # the surrogate interface the diagnostics use (one member), as MLPSurrogate's
+            return self(z).unsqueeze(0)
+
     metrics = GradientFieldDiagnostics(alphas=[1.0, 9.0], n_points=64).measure(datamodule, Exact())
     assert all(value < 1e-4 for value in metrics.values()), metrics
 
