@@ -71,10 +71,10 @@ def main() -> None:
                 continue
             first = rows[0]
 
-            def mean(key: str) -> float:
+            def mean(key: str, rows: list[dict] = rows) -> float:
                 return float(np.mean([r[key] for r in rows]))
 
-            def cell(key: str) -> str:  # every seed shown, in seed order
+            def cell(key: str, rows: list[dict] = rows) -> str:  # every seed shown, in seed order
                 values = [r[key] for r in rows if key in r]
                 return "-" if not values else " / ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in values)
 

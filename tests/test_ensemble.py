@@ -3,14 +3,13 @@ own, K = 1 is the single surrogate bit for bit, and the search climbs the chosen
 
 import json
 
-import pytest
 import torch
 from torch.func import jvp
 
 from conftest import TINY_CONFIG
 from lightning_matchopt.cli import main
 from lightning_matchopt.models.ensemble import EnsembleMLP
-from lightning_matchopt.models.losses import gradient_matching_loss, predicted_differences, regression_loss
+from lightning_matchopt.models.losses import gradient_matching_loss, regression_loss
 from lightning_matchopt.models.surrogate import MLPSurrogate
 from lightning_matchopt.search.ascent import search_objective
 

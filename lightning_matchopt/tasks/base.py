@@ -148,7 +148,7 @@ class Task(abc.ABC):
         """
         return None
 
-    def use_run_seed(self, seed: int) -> None:
+    def use_run_seed(self, seed: int) -> None:  # noqa: B027 (a hook most tasks leave empty)
         """The run's seed, for tasks whose offline data is a per-run draw; most tasks ignore it."""
 
     def random_designs(self, n: int, generator: np.random.Generator) -> np.ndarray | None:
