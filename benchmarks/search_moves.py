@@ -34,6 +34,7 @@ def run_moves(run_dir: Path, data_root: str) -> dict | None:
     datamodule = MatchOptDataModule(
         task=data["task"], data_root=data_root, task_options=data.get("task_options"), n_bins=data["n_bins"],
         seed=config["seed_everything"], binning=data.get("binning", "balanced"),
+        val_fraction=data.get("val_fraction", 0.0),  # a config without the key predates the held-out split
     )
     datamodule.setup()
     search = config["search"]
