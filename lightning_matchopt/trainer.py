@@ -23,7 +23,11 @@ class MatchOptTrainer(L.Trainer):
     _search_summary: dict[str, Any] | None = None
 
     def search_only(
-        self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None, ckpt_path: str | None = None
+        self,
+        model: L.LightningModule,
+        datamodule: L.LightningDataModule | None = None,
+        ckpt_path: str | None = None,
+        weights_only: bool | None = None,
     ) -> dict[str, Any] | None:
         """Search with a trained surrogate, score the designs with the task's oracle, write results into a new log dir.
 
@@ -31,12 +35,14 @@ class MatchOptTrainer(L.Trainer):
             model: the module whose weights ``ckpt_path`` holds.
             datamodule: the task's data module.
             ckpt_path: checkpoint written by ``matchopt fit``.
+            weights_only: as for ``Trainer.validate`` (so a fit's saved ``config.yaml``, which
+                carries it, is a valid config for ``matchopt search`` too).
         """
         if not any(isinstance(c, DesignSearch) for c in self.callbacks):
             raise ConfigError("matchopt search needs the DesignSearch callback (search.*)")
         self._search_only = True
         try:
-            self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+            self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=weights_only)
         finally:
             self._search_only = False
         return self._search_summary

@@ -129,6 +129,15 @@ def test_search_from_checkpoint_reproduces_the_final_search(trained):
         assert np.array_equal(first[key], second[key]), key
 
 
+def test_the_fits_own_config_yaml_is_a_config_for_search(trained):
+    """The saved config.yaml carries fit's arguments (ckpt_path, weights_only); search takes it as it is."""
+    root, log_dir = trained
+    main(["search", "--config", str(log_dir / "config.yaml"), f"--trainer.default_root_dir={root / 'again'}",
+          f"--ckpt_path={log_dir}/checkpoints/last.ckpt"])
+    again = next((root / "again").glob("lightning_logs/version_*/results.json"))
+    assert json.loads(again.read_text())["score_100th"] == json.loads((log_dir / "results.json").read_text())["score_100th"]
+
+
 def test_search_from_the_best_checkpoint_with_many_random_starts(trained):
     root, log_dir = trained
     (best,) = (log_dir / "checkpoints").glob("best-epoch=*.ckpt")
