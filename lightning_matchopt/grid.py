@@ -11,6 +11,13 @@ mean ± std per task and method, the mean normalized rank of each method, and th
 best design D(best) as a reference row) and, with matplotlib installed, ``scores.png``,
 ``scores_by_epoch.png`` and, for runs traced with ``search.trace_every``, ``scores_by_step.png``
 (score against the ascent step of the final search).
+
+A method overlay that differs from an earlier one of the same grid only in ``search.*`` (say
+``methods/matchopt-ensemble-lcb`` after ``methods/matchopt-ensemble``) trains nothing: its cells
+run ``matchopt search`` from that method's ``last.ckpt`` of the same task and seed, once those
+runs have finished. The scores are those a full ``fit`` would give (the search settings never
+touch training, and a search from ``last.ckpt`` repeats the in-fit final search exactly), at
+the cost of a search.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from lightning_matchopt.config_names import resolve
 
 SCORES = ("score_100th", "score_50th")
@@ -40,6 +49,7 @@ class Run:
     method_config: Path
     seed: int
     root: Path
+    trained_by: Path | None = None  # the method overlay whose run of this task and seed holds the surrogate
 
     @property
     def task(self) -> str:
@@ -53,25 +63,63 @@ class Run:
     def run_dir(self) -> Path:
         return self.root / self.task / self.method / f"seed_{self.seed}"
 
+    @property
+    def base(self) -> Run | None:
+        """The run that trained this one's surrogate (``trained_by``), or None if it trains its own."""
+        return None if self.trained_by is None else Run(self.task_config, self.trained_by, self.seed, self.root)
+
     def results(self) -> dict | None:
         """The final results of this run, or None if it has not finished (or its final oracle failed)."""
+        version = self.finished_version()
+        return None if version is None else json.loads((version / "results.json").read_text())
+
+    def finished_version(self) -> Path | None:
+        """The newest log dir holding final results (its ``config.yaml`` and checkpoints belong to them)."""
         for path in sorted(self.run_dir.glob("lightning_logs/version_*/results.json"), reverse=True):
             results = json.loads(path.read_text())
             if results.get("final") and "oracle_error" not in results:
-                return results
+                return path.parent
         return None
 
 
+def search_only_bases(methods: list[Path]) -> dict[Path, Path]:
+    """``{overlay: earlier overlay}`` for each overlay that differs from an earlier one only in ``search.*``."""
+    def training_part(path: Path) -> dict:
+        loaded = yaml.safe_load(path.read_text()) or {}
+        return {key: value for key, value in loaded.items() if key != "search"}
+
+    bases: dict[Path, Path] = {}
+    parts = [training_part(path) for path in methods]
+    for i, (method, part) in enumerate(zip(methods, parts)):
+        for earlier, earlier_part in zip(methods[:i], parts[:i]):
+            if earlier not in bases and earlier_part == part and earlier != method:
+                bases[method] = earlier
+                break
+    return bases
+
+
 def run_one(run: Run, extra: list[str], threads: int) -> tuple[Run, int, float]:
-    """Train and search one cell in its own process; its output goes to ``run_dir/fit.log``."""
+    """Train and search one cell in its own process (or only search, see ``trained_by``); output in ``run_dir/fit.log``."""
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "lightning_matchopt", "fit", "--config", str(run.task_config),
-        "--config", str(run.method_config), f"--seed_everything={run.seed}",
-        f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false",
-        "--ckpt_path=last",  # a killed or preempted cell continues from its last epoch
-        *extra,
-    ]
+    if run.base is None:
+        command = [
+            sys.executable, "-m", "lightning_matchopt", "fit", "--config", str(run.task_config),
+            "--config", str(run.method_config), f"--seed_everything={run.seed}",
+            f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false",
+            "--ckpt_path=last",  # a killed or preempted cell continues from its last epoch
+            *extra,
+        ]
+    else:
+        trained = run.base.finished_version()
+        if trained is None:
+            with open(run.run_dir / "fit.log", "w") as log:
+                print(f"not run: it searches with the surrogate of {run.base.run_dir}, which has not finished", file=log)
+            return run, 1, 0.0
+        command = [
+            sys.executable, "-m", "lightning_matchopt", "search", "--config", str(trained / "config.yaml"),
+            "--config", str(run.method_config), f"--ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+            f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false", *extra,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
     with open(run.run_dir / "fit.log", "w") as log:
@@ -300,17 +348,23 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"matchopt grid: error: config {str(path)!r} does not exist", file=sys.stderr)
             return 2
-    runs = [Run(t, m, s, args.root) for t in args.tasks for m in args.methods for s in args.seeds]
+    bases = search_only_bases(args.methods)
+    runs = [Run(t, m, s, args.root, bases.get(m)) for t in args.tasks for m in args.methods for s in args.seeds]
     todo = [] if args.summarize_only else [r for r in runs if r.results() is None]
     print(f"grid: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
+    for method, base in bases.items():
+        print(f"grid: {method.stem} differs from {base.stem} only in search.*: it searches with {base.stem}'s surrogates")
     threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
     failed = []
     with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        for run, code, wall in pool.map(lambda r: run_one(r, extra, threads), todo):
-            status = "ok" if code == 0 else f"FAILED (exit {code}, see {run.run_dir / 'fit.log'})"
-            print(f"  {run.task} / {run.method} / seed {run.seed}: {status} in {wall:.0f}s", flush=True)
-            if code:
-                failed.append(run)
+        # Runs that train first; then the searches that reuse their surrogates.
+        for phase in ([r for r in todo if r.base is None], [r for r in todo if r.base is not None]):
+            for run, code, wall in pool.map(lambda r: run_one(r, extra, threads), phase):
+                kind = "search" if run.base is not None else "fit"
+                status = "ok" if code == 0 else f"FAILED (exit {code}, see {run.run_dir / 'fit.log'})"
+                print(f"  {run.task} / {run.method} / seed {run.seed}: {kind} {status} in {wall:.0f}s", flush=True)
+                if code:
+                    failed.append(run)
     rows = collect(runs)
     rows += earlier_rows(args.earlier_runs, runs, {(r["task"], r["method"], r["seed"]) for r in rows})
     tasks = list(dict.fromkeys(r.task for r in runs))

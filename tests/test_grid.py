@@ -1,6 +1,7 @@
 """The grid runner: independent runs in parallel, skipped when done, summarized with ranks."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,27 @@ def test_earlier_runs_fill_missing_cells_and_are_marked(tmp_path):
     assert [(r["method"], r["seed"], r["source"]) for r in rows] == [("coms", 0, str(earlier)), ("coms", 1, str(earlier))]
     table = markdown_table(rows, ["coms"], ["tfbind8"])
     assert "0.850 ± 0.050 / 0.550 ± 0.050 (n=2, 2 from an earlier grid†)" in table and f"† runs read from an earlier grid's {earlier}" in table
+
+
+def test_an_overlay_that_differs_only_in_search_reuses_the_trained_surrogates(tmp_path, capsys):
+    """The lcb cells search with the ensemble cells' last.ckpt: no second training, the scores of a full fit."""
+    args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt-ensemble", "methods/matchopt-ensemble-lcb",
+            "--seeds", "0", "--root", str(tmp_path / "grid"), "--", "--trainer.max_epochs=1", "--model.ensemble_size=2"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "matchopt-ensemble-lcb differs from matchopt-ensemble only in search.*" in out
+    assert "tiny / matchopt-ensemble / seed 0: fit ok" in out and "tiny / matchopt-ensemble-lcb / seed 0: search ok" in out
+    lcb_dir = tmp_path / "grid" / "tiny" / "matchopt-ensemble-lcb" / "seed_0"
+    assert not list(lcb_dir.rglob("*.ckpt"))  # nothing trained there
+    (searched,) = lcb_dir.glob("lightning_logs/version_*/results.json")
+    searched = json.loads(searched.read_text())
+    assert searched["final"] and searched["search"]["objective"] == "lcb"
+
+    main(["fit", "--config", str(TINY_CONFIG), "--config", "methods/matchopt-ensemble-lcb", "--trainer.max_epochs=1",
+          "--model.ensemble_size=2", "--seed_everything=0", f"--trainer.default_root_dir={tmp_path / 'fit'}"])  # the same cell as a full fit
+    (fitted,) = (tmp_path / "fit").glob("lightning_logs/version_*/results.json")
+    fitted = json.loads(fitted.read_text())
+    for key in ("score_100th", "score_50th", "predicted_mean", "predicted_std"):
+        assert searched[key] == fitted[key], key
