@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("runs/grid"), help="where the runs go")
     parser.add_argument("--out", type=Path, default=None, help="where the table and plots go (default: --root)")
     parser.add_argument("--workers", type=int, default=1, help="runs at once on this machine")
+    parser.add_argument("--threads", type=int, default=None, help="threads per run (default: cores / workers)")
     parser.add_argument("--summarize-only", action="store_true", help="run nothing; summarize what finished")
     parser.add_argument("--published", type=Path, default=None, help="JSON of published scores to show beside (docs/published.json)")
     parser.add_argument(
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"grid: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
     for method, base in bases.items():
         print(f"grid: {method.stem} differs from {base.stem} only in search.*: it searches with {base.stem}'s surrogates")
-    threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.workers))
     failed = []
     with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
         # Runs that train first; then the searches that reuse their surrogates.
