@@ -218,10 +218,12 @@ class MatchOptCLI(LightningCLI):
                 "checkpoint.* keeps last.ckpt, the last epoch; to keep the best epoch by a metric, set "
                 "best_checkpoint.monitor and best_checkpoint.save_top_k (configs/checkpoint/best_val_spearman.yaml)"
             )
+        self._resume_log_dir = None
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
-            _resume_in_latest_version(config)
+            self._resume_log_dir = _resume_in_latest_version(config)
             config.ckpt_path = readable_checkpoint(config.ckpt_path)
         if self.subcommand in FROM_CHECKPOINT:
+            _keep_out_of_training_log_dirs(config, self.subcommand)
             # Lightning restores the checkpoint's callback states in every stage; outside fit the
             # checkpoint callbacks write nothing, so their note that the folder changed is noise.
             warnings.filterwarnings("ignore", "The dirpath has changed from")
@@ -235,7 +237,18 @@ class MatchOptCLI(LightningCLI):
         ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
         check_checkpoint_fits(ckpt_path, self.model, self.datamodule, self.subcommand)
 
-    before_fit = before_validate = before_predict = before_search = _check_checkpoint
+    def before_fit(self) -> None:
+        self._check_checkpoint()
+        if self._resume_log_dir is not None:
+            # The resumed run logs into its own version dir. Set on the Trainer, not in the config,
+            # so the config.yaml written there stays the run's own: a later ``matchopt search
+            # --config`` of it then writes into a new log dir, not over this run's results.
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            log_dir = self._resume_log_dir
+            self.trainer.logger = TensorBoardLogger(str(log_dir.parent.parent), name=log_dir.parent.name, version=log_dir.name)
+
+    before_validate = before_predict = before_search = _check_checkpoint
 
 
 def project_summary(parser: LightningArgumentParser) -> str:
@@ -260,26 +273,41 @@ def project_summary(parser: LightningArgumentParser) -> str:
     return "\n".join(lines)
 
 
-def _resume_in_latest_version(config) -> None:
-    """Make ``--ckpt_path last`` continue the newest run under the root dir, in its own log dir.
+def _resume_in_latest_version(config) -> Path | None:
+    """Make ``--ckpt_path last`` continue the newest run under the root dir; returns its log dir.
 
     Lightning looks for ``last.ckpt`` in the NEW run's checkpoint folder (a fresh
     ``version_N``), which is empty; here the newest ``version_*/checkpoints/last.ckpt`` is used,
-    and the TensorBoard logger is pointed at that version so logs and results continue there.
+    and ``MatchOptCLI.before_fit`` points the TensorBoard logger at that version so logs and
+    results continue there.
     """
     trainer = config.trainer
     if trainer.get("logger") not in (None, True):
-        return  # a user-configured logger decides its own version
+        return None  # a user-configured logger decides its own version
     found = latest_checkpoint(trainer.get("default_root_dir"))
     if found is None:
-        return  # Lightning warns that there is nothing to resume and starts fresh
+        return None  # Lightning warns that there is nothing to resume and starts fresh
     config.ckpt_path = str(found)
-    from jsonargparse import Namespace
+    return found.parent.parent
 
-    trainer.logger = Namespace(
-        class_path="lightning.pytorch.loggers.TensorBoardLogger",
-        init_args=Namespace(save_dir=str(found.parents[3]), name="lightning_logs", version=found.parent.parent.name),
-    )
+
+def _keep_out_of_training_log_dirs(config, subcommand: str) -> None:
+    """validate / predict / search never write into a training run's log dir.
+
+    A fit resumed by an earlier version of this CLI saved a ``config.yaml`` whose logger is pinned
+    to its own ``version_N``; searching with that config would overwrite the fit's
+    ``results.json`` and ``config.yaml``. Such a logger is replaced by the default one: a new
+    ``version_N`` under ``--trainer.default_root_dir``.
+    """
+    logger = config.trainer.get("logger")
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if not init or not str(logger.get("class_path", "")).endswith("TensorBoardLogger") or init.get("version") is None:
+        return
+    log_dir = Path(init.get("save_dir") or ".") / (init.get("name") or "") / str(init.get("version"))
+    if (log_dir / "checkpoints").is_dir():
+        print(f"matchopt {subcommand}: the config's logger writes into {log_dir}, a training run's log dir; "
+              f"writing to a new log dir under --trainer.default_root_dir instead", file=sys.stderr)
+        config.trainer.logger = None
 
 
 def main(args: list[str] | None = None) -> None:

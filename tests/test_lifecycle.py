@@ -138,6 +138,24 @@ def test_the_fits_own_config_yaml_is_a_config_for_search(trained):
     assert json.loads(again.read_text())["score_100th"] == json.loads((log_dir / "results.json").read_text())["score_100th"]
 
 
+def test_a_config_whose_logger_points_into_the_fits_log_dir_cannot_overwrite_it(trained, tmp_path, capsys):
+    """Earlier resumed fits saved a config.yaml with the logger pinned to their own version dir."""
+    root, log_dir = trained
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text((log_dir / "config.yaml").read_text().replace(
+        "  logger: null",
+        f"  logger:\n    class_path: lightning.pytorch.loggers.TensorBoardLogger\n    init_args:\n"
+        f"      save_dir: {log_dir.parent.parent}\n      name: lightning_logs\n      version: {log_dir.name}",
+    ))
+    assert "TensorBoardLogger" in pinned.read_text()
+    results = (log_dir / "results.json").read_text()
+    main(["search", "--config", str(pinned), f"--trainer.default_root_dir={tmp_path / 'out'}",
+          f"--ckpt_path={log_dir}/checkpoints/last.ckpt", "--search.objective=lcb"])
+    assert "a training run's log dir; writing to a new log dir" in capsys.readouterr().err
+    assert (log_dir / "results.json").read_text() == results
+    assert next((tmp_path / "out").glob("lightning_logs/version_*/results.json")).is_file()
+
+
 def test_search_from_the_best_checkpoint_with_many_random_starts(trained):
     root, log_dir = trained
     (best,) = (log_dir / "checkpoints").glob("best-epoch=*.ckpt")

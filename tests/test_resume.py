@@ -66,6 +66,16 @@ def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
     code, _ = interrupt(tmp_path, lambda pid: os.kill(pid, signal.SIGKILL))
     assert code == -signal.SIGKILL
     assert_resumes_to(straight, tmp_path)
+    # The resumed run's config.yaml is its own (no logger pinned to its log dir), so a search with
+    # it writes where it is told, and the fit's results stay.
+    fit_dir = log_dir(tmp_path)
+    config, results = (fit_dir / "config.yaml").read_text(), (fit_dir / "results.json").read_text()
+    assert "logger: null" in config
+    searched = run_cli("search", "--config", str(fit_dir / "config.yaml"), f"--trainer.default_root_dir={tmp_path / 'search'}",
+                       f"--ckpt_path={fit_dir / 'checkpoints' / 'last.ckpt'}", "--search.lr=0.05")
+    assert searched.returncode == 0, searched.stderr[-2000:]
+    assert (fit_dir / "results.json").read_text() == results and (fit_dir / "config.yaml").read_text() == config
+    assert json.loads(next((tmp_path / "search").glob("lightning_logs/version_*/results.json")).read_text())["search"]["lr"] == 0.05
 
 
 def test_stop_signals_end_at_an_epoch_with_one_line_and_resume(straight, tmp_path):
