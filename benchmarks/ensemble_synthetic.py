@@ -7,7 +7,7 @@
 Reads every finished run of the grid (``<task>/<method>/seed_<s>``: its ``config.yaml`` and
 ``last.ckpt``) and writes two tables.
 
-1. **Spread against gradient error.** At 1,024 points drawn from N(0, alpha I) in z-scored design
+1. **Spread against gradient error** (single surrogates beside, as the reference for the errors). At 1,024 points drawn from N(0, alpha I) in z-scored design
    space (alpha = 1: the offline data's own spread; the points of ``GradientFieldDiagnostics``),
    the error of the ensemble's mean gradient against the task's analytic one (cosine distance,
    relative L2), the members' std (in units of the offline scores' std), and the Spearman
@@ -62,11 +62,10 @@ def spread_and_gradient_error(datamodule, surrogate, n_points: int = 1024, seed:
         true = datamodule.task.gradient(datamodule.denormalize_x(z.detach().double()))
         cosine = 1 - torch.nn.functional.cosine_similarity(predicted, true, dim=1)
         relative = (predicted - true).norm(dim=1) / true.norm(dim=1).clamp_min(1e-12)
-        std = members.detach().double().std(0, unbiased=False)
-        rows[alpha] = {
-            "cosine_distance": float(cosine.mean()), "relative_l2": float(relative.mean()), "std": float(std.mean()),
-            "spearman": spearman(std, cosine),
-        }
+        rows[alpha] = {"cosine_distance": float(cosine.mean()), "relative_l2": float(relative.mean())}
+        if len(members) > 1:  # a single surrogate has no spread
+            std = members.detach().double().std(0, unbiased=False)
+            rows[alpha].update(std=float(std.mean()), spearman=spearman(std, cosine))
     return rows
 
 
@@ -119,13 +118,13 @@ def main() -> None:
         if not finished:
             continue
         version = finished[-1]
+        if not (version / "checkpoints" / "last.ckpt").is_file():
+            continue  # a search-only cell (the grid's reuse of another method's surrogates)
         datamodule, surrogate, config = load_run(version)
-        if getattr(surrogate, "ensemble_size", 1) < 2:
-            continue
         seeds[(task, method)].append(int(run_dir.name.removeprefix("seed_")))
         for alpha, row in spread_and_gradient_error(datamodule, surrogate).items():
             spread[(task, method)][alpha].append(row)
-        if method != "matchopt-ensemble":
+        if method != "matchopt-ensemble" or surrogate.ensemble_size < 2:
             continue
         own = json.loads((version / "results.json").read_text())
         mean = search_scores(datamodule, surrogate, config, "mean", 0.0)
@@ -140,14 +139,15 @@ def main() -> None:
              "Mean over seeds; points from N(0, alpha I) in z-scored design space (alpha = 1: the offline data's spread). "
              "cos: cosine distance of the mean gradient to the true one (0: right direction, 1: orthogonal); "
              "rel L2: its relative L2 error; std: the members' std in units of the offline scores' std; "
-             "rho: Spearman correlation over the 1,024 points between a point's std and its cosine distance.", "",
+             "rho: Spearman correlation over the 1,024 points between a point's std and its cosine distance. "
+             "The single surrogates (matchopt, regression) have no spread: their rows are the reference for the errors.", "",
              "| task | method | seeds | " + " | ".join(f"alpha={a:g}: cos / rel L2 / std / rho" for a in ALPHAS) + " |",
              "|---|---|---|" + "---|" * len(ALPHAS)]
     for (task, method), per_alpha in sorted(spread.items()):
         cells = []
         for alpha in ALPHAS:
             rows = per_alpha[alpha]
-            cells.append(" / ".join(f"{statistics.fmean(r[k] for r in rows):.3f}"
+            cells.append(" / ".join(f"{statistics.fmean(r[k] for r in rows):.3f}" if k in rows[0] else "-"
                                     for k in ("cosine_distance", "relative_l2", "std", "spearman")))
         lines.append(f"| {task} | {method} | {len(seeds[(task, method)])} | " + " | ".join(cells) + " |")
 
