@@ -4,8 +4,14 @@ Without this, Lightning stops at the next batch on SIGTERM and exits with status
 leaving a ``last.ckpt`` of the epoch before, and SIGUSR1 kills the process outright. Stopping
 between epochs instead means ``--ckpt_path last`` resumes exactly where the run stopped
 (trajectories are drawn from ``(seed, epoch)``), so the resumed run ends where an uninterrupted
-one would. Under SLURM, Lightning's auto-requeue owns both signals (it saves and requeues on
-SIGUSR1, stops on SIGTERM) and this callback only says how the run ended.
+one would.
+
+Under SLURM, Lightning's auto-requeue owns both signals (it saves and requeues on SIGUSR1, stops on
+SIGTERM at the next batch), but its handlers do their work inside the signal handler, where it can
+hang the job for good: the requeue handler's logger flush waits forever on the TensorBoard writer's
+lock if the interrupted code holds it, and under DDP the SIGTERM handler's broadcast meets another
+rank's unrelated collective. This callback runs both handlers at the next training batch end
+instead, on every DDP rank at the same one, and says how the run ended.
 """
 
 from __future__ import annotations
@@ -32,22 +38,51 @@ class StopOnSignal(Callback):
     The run exits with status 128 + the signal's number, as a shell reports a process ended by
     it. Under DDP the ranks agree at each epoch start, so a signal to any one process stops all
     of them at the same epoch. A signal during the last epoch lets training and the final search
-    finish. Handlers are Lightning's again when ``fit`` returns.
+    finish. Under SLURM, Lightning's handlers run at the next training batch end instead of
+    inside the signal handler; a signal after the last training batch is not acted on (the run
+    is finishing). Handlers are Lightning's again when ``fit`` returns.
     """
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.deferred: dict[int, Any] = {}  # SLURM: Lightning's handlers, run at a batch end
+        self.pending: set[int] = set()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after Lightning's own handlers are set (Trainer._run), so these replace them for this fit
-        self.received = None
-        if SLURMEnvironment.detect() or threading.current_thread() is not threading.main_thread():
+        self.received, self.deferred, self.pending = None, {}, set()
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if SLURMEnvironment.detect():
+            environment = getattr(trainer.strategy, "cluster_environment", None)
+            requeue = getattr(environment, "requeue_signal", None) or signal.SIGUSR1
+            for signum in (requeue, signal.SIGTERM):  # in this order: save and requeue before stopping
+                handler = signal.getsignal(signum)
+                if callable(handler):  # Lightning's (the requeue one only with auto-requeue on)
+                    self.deferred[signum] = handler
+                    signal.signal(signum, self._defer)
             return
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._record)
 
     def _record(self, signum: int, frame: Any) -> None:
         self.received = self.received or signum
+
+    def _defer(self, signum: int, frame: Any) -> None:
+        self.pending.add(signum)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if not self.deferred:
+            return
+        # Lightning's handlers hold collectives (a checkpoint save, a broadcast): every rank runs
+        # them at the same batch, whichever ranks got the signal.
+        taken = set(self.pending)  # a signal landing from here on stays pending for the next batch
+        self.pending -= taken
+        flags = torch.tensor([s in taken for s in self.deferred], device=trainer.strategy.root_device)
+        flags = trainer.strategy.reduce(flags.int(), reduce_op="max")
+        for (signum, handler), flag in zip(self.deferred.items(), flags.tolist()):
+            if flag:
+                handler(signum, None)  # requeue: flush loggers, save hpc_ckpt_N.ckpt, scontrol requeue; SIGTERM: stop
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         flag = torch.tensor(self.received or 0, device=trainer.strategy.root_device)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from conftest import REPO, TINY_CONFIG
 from test_cli import log_dir, run_cli
@@ -33,6 +34,20 @@ def trained_epochs(root):
     return torch.load(found[0], weights_only=True)["callbacks"]["DesignSearch"]["trained"]["epoch"] if found else 0
 
 
+class RequeueSignalWhileTheWriterIsLocked(Callback):
+    """SIGUSR1 to its own process at the second epoch's start, while it holds the TensorBoard writer's lock.
+
+    The worst moment for a handler that flushes the logger: run inside the signal handler, that flush
+    waits on this lock forever.
+    """
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            with trainer.logger.experiment._get_file_writer().event_writer._async_writer._lock:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                time.sleep(0.5)  # a handler that runs at once runs here
+
+
 def interrupt(root, send, env=None, extra=()):
     """Start a run, ``send(pid)`` once it has checkpointed an epoch of its own, and wait: (exit code, stderr)."""
     before = trained_epochs(root)
@@ -40,12 +55,17 @@ def interrupt(root, send, env=None, extra=()):
         [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, f"--trainer.default_root_dir={root}", *extra],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )
-    deadline = time.time() + 120
-    while trained_epochs(root) <= before and time.time() < deadline:
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        time.sleep(0.02)
-    send(proc.pid)
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 120
+        while trained_epochs(root) <= before and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.02)
+        send(proc.pid)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failed test leaves no run behind
+            proc.kill()
+            proc.communicate()
     for results in root.glob("lightning_logs/version_*/results.json"):
         assert not json.loads(results.read_text())["final"], "the run ended before the signal"
     return proc.returncode, err
@@ -94,7 +114,11 @@ def test_stop_signals_end_at_an_epoch_with_one_line_and_resume(straight, tmp_pat
 
 
 def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
-    """Lightning's SLURM auto-requeue: SIGUSR1 saves an HPC checkpoint and requeues; SLURM then sends SIGTERM."""
+    """Lightning's SLURM auto-requeue: SIGUSR1 saves an HPC checkpoint and requeues; SLURM then sends SIGTERM.
+
+    The SIGUSR1 comes from inside the run while it holds the TensorBoard writer's lock, where
+    Lightning's handler, run at once, would hang.
+    """
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
@@ -102,20 +126,63 @@ def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
     slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "matchopt", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0",
              "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
     env = {**os.environ, **slurm, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "SCONTROL_LOG": str(tmp_path / "scontrol.log")}
+           "SCONTROL_LOG": str(tmp_path / "scontrol.log"), "PYTHONPATH": str(REPO / "tests")}
     root = tmp_path / "run"
 
     def preempt(pid):
-        os.kill(pid, signal.SIGUSR1)
         deadline = time.time() + 60
         while not (tmp_path / "scontrol.log").is_file() and time.time() < deadline:
             time.sleep(0.02)
+        assert (tmp_path / "scontrol.log").is_file(), "no requeue within a minute of SIGUSR1"
         os.kill(pid, signal.SIGTERM)
 
-    code, err = interrupt(root, preempt, env)
+    callback = f"--trainer.callbacks+={__name__}.{RequeueSignalWhileTheWriterIsLocked.__name__}"
+    code, err = interrupt(root, preempt, env, extra=(callback,))
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
     assert list(root.glob("hpc_ckpt_*.ckpt"))  # Lightning's own save on SIGUSR1
     assert code == 128 + signal.SIGTERM and "Traceback" not in err, err[-2000:]
-    assert re.search(r"matchopt: stopped by SIGTERM in epoch \d+; last.ckpt holds the epoch before: continue with "
-                     r"--ckpt_path last", err), err[-2000:]
+    stopped = re.search(r"matchopt: stopped by SIGTERM in epoch (\d+); last.ckpt holds the epoch before: continue "
+                        r"with --ckpt_path last", err)
+    assert stopped and 2 <= int(stopped[1]) < 12, err[-2000:]
     assert_resumes_to(straight, root, env)
+
+
+def test_slurm_requeue_signal_to_one_ddp_rank_is_handled_by_all_at_the_same_batch(tmp_path):
+    """Under DDP the requeue handler saves a checkpoint (a collective): a signal to one rank must not hang the others."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    root = tmp_path / "run"
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_NAME": "matchopt", "SLURM_JOB_ID": "4243",
+             "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, "--trainer.max_epochs=100",  # stopped long before
+             f"--trainer.default_root_dir={root}", "--trainer.devices=2", "--trainer.strategy=ddp"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
+                 "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SCONTROL_LOG": str(tmp_path / "scontrol.log")},
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        deadline = time.time() + 120
+        while not trained_epochs(root) and time.time() < deadline:
+            assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-2000:]
+            time.sleep(0.02)
+        os.kill(procs[1].pid, signal.SIGUSR1)  # rank 1 only
+        while not (tmp_path / "scontrol.log").is_file() and time.time() < deadline:
+            time.sleep(0.02)
+        assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4243"]  # by rank 0, once
+        assert list(root.glob("hpc_ckpt_*.ckpt"))
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        errs = [p.communicate(timeout=120)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, errs[0][-2000:] + errs[1][-2000:]
+    assert "matchopt: stopped by SIGTERM in epoch" in errs[0] and "Traceback" not in errs[0] + errs[1]
