@@ -78,8 +78,8 @@ class StopOnSignal(Callback):
         # them at the same batch, whichever ranks got the signal.
         taken = set(self.pending)  # a signal landing from here on stays pending for the next batch
         self.pending -= taken
-        flags = torch.tensor([s in taken for s in self.deferred], device=trainer.strategy.root_device)
-        flags = trainer.strategy.reduce(flags.int(), reduce_op="max")
+        flags = torch.tensor([int(s in taken) for s in self.deferred], device=trainer.strategy.root_device)
+        flags = trainer.strategy.reduce(flags, reduce_op="max")
         for (signum, handler), flag in zip(self.deferred.items(), flags.tolist()):
             if flag:
                 handler(signum, None)  # requeue: flush loggers, save hpc_ckpt_N.ckpt, scontrol requeue; SIGTERM: stop

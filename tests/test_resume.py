@@ -113,20 +113,25 @@ def test_stop_signals_end_at_an_epoch_with_one_line_and_resume(straight, tmp_pat
     assert_resumes_to(straight, tmp_path)
 
 
+def slurm_env(tmp_path, job_id, **variables):
+    """The environment of a SLURM job step whose ``scontrol`` only appends its arguments to ``tmp_path/scontrol.log``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_JOB_NAME": "matchopt", "SLURM_JOB_ID": job_id, "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+    return {**os.environ, **slurm, **variables, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "SCONTROL_LOG": str(tmp_path / "scontrol.log")}
+
+
 def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
     """Lightning's SLURM auto-requeue: SIGUSR1 saves an HPC checkpoint and requeues; SLURM then sends SIGTERM.
 
     The SIGUSR1 comes from inside the run while it holds the TensorBoard writer's lock, where
     Lightning's handler, run at once, would hang.
     """
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
-    (bin_dir / "scontrol").chmod(0o755)
-    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "matchopt", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0",
-             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
-    env = {**os.environ, **slurm, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "SCONTROL_LOG": str(tmp_path / "scontrol.log"), "PYTHONPATH": str(REPO / "tests")}
+    env = slurm_env(tmp_path, "4242", SLURM_NTASKS="1", SLURM_PROCID="0", SLURM_LOCALID="0",
+                    PYTHONPATH=str(REPO / "tests"))
     root = tmp_path / "run"
 
     def preempt(pid):
@@ -149,20 +154,14 @@ def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
 
 def test_slurm_requeue_signal_to_one_ddp_rank_is_handled_by_all_at_the_same_batch(tmp_path):
     """Under DDP the requeue handler saves a checkpoint (a collective): a signal to one rank must not hang the others."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
-    (bin_dir / "scontrol").chmod(0o755)
     root = tmp_path / "run"
-    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_NAME": "matchopt", "SLURM_JOB_ID": "4243",
-             "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
+    env = slurm_env(tmp_path, "4243", SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="2", MASTER_PORT=str(29500 + os.getpid() % 1000))
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, "--trainer.max_epochs=100",  # stopped long before
              f"--trainer.default_root_dir={root}", "--trainer.devices=2", "--trainer.strategy=ddp"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
-                 "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SCONTROL_LOG": str(tmp_path / "scontrol.log")},
+            env={**env, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
         )
         for rank in (0, 1)
     ]
