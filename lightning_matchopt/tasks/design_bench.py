@@ -270,8 +270,8 @@ class Superconductor(ContinuousDesignBenchTask):
     Args:
         data_root: folder holding ``superconductor/``.
         oracle_seed: seed of the forest's 2,000-row sample, split and trees.
-        cache_dir: where the fitted forest is kept (default: beside the data if writable, else
-            ``$MATCHOPT_CACHE_DIR`` or ``~/.cache/lightning_matchopt``).
+        cache_dir: where the fitted forest is kept (default: ``$MATCHOPT_CACHE_DIR`` or
+            ``~/.cache/lightning_matchopt``; never the data root, which is only read).
     """
 
     name = "superconductor"
@@ -302,8 +302,7 @@ class Superconductor(ContinuousDesignBenchTask):
             from lightning_matchopt.tasks.oracles.forest import load_or_fit_forest
 
             x, y = self.full_data()
-            data_dir = resolve_data_root(self.data_root) / self.folder
-            self._forest = load_or_fit_forest(x, y, self.oracle_seed, data_dir, self.cache_dir)
+            self._forest = load_or_fit_forest(x, y, self.oracle_seed, self.cache_dir)
         return self._forest
 
     def _score(self, designs: np.ndarray) -> np.ndarray:
