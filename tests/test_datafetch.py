@@ -19,7 +19,6 @@ from lightning_matchopt.errors import DataError
 pytest.importorskip("huggingface_hub")
 pytest.importorskip("pooch")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "design_bench_data"
 TF8 = ["tf_bind_8-SIX6_REF_R1/tf_bind_8-x-0.npy", "tf_bind_8-SIX6_REF_R1/tf_bind_8-y-0.npy"]
 ANT_X, ANT_Y, ANT_POLICY = (
     "ant_morphology/ant_morphology-x-0.npy",
@@ -33,15 +32,10 @@ HOPPER = [
 
 
 @pytest.fixture(scope="module")
-def shared_root() -> Path:
-    for root in (os.environ.get("MATCHOPT_DATA_ROOT"), SHARED):
-        if (
-            root
-            and (Path(root) / "tf_bind_8-SIX6_REF_R1").is_dir()
-            and (Path(root) / "superconductor").is_dir()
-        ):
-            return Path(root)
-    pytest.skip(f"Design-Bench data not found under {SHARED} or $MATCHOPT_DATA_ROOT")
+def shared_root(data_root) -> Path:
+    if not (data_root / "superconductor").is_dir():
+        pytest.skip(f"Superconductor's files not found under {data_root}")
+    return data_root
 
 
 def _y(n: int, low: float, high: float, seed: int) -> np.ndarray:
