@@ -37,6 +37,7 @@ from lightning_matchopt.checkpoints import (
 )
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import ConfigError, MatchOptError
+from lightning_matchopt.failed_start import DiscardFailedStart
 from lightning_matchopt.models import MatchOptModule
 from lightning_matchopt.predict import PredictionWriter
 from lightning_matchopt.quiet import silence_third_party_noise
@@ -330,6 +331,7 @@ def main(args: list[str] | None = None) -> None:
         hint = f"; did you mean {close[0]}?" if close else ""
         print(f"matchopt: error: unknown subcommand {command!r}{hint} (one of {', '.join(known)})", file=sys.stderr)
         raise SystemExit(2)
+    failed_start = DiscardFailedStart()
     try:
         MatchOptCLI(
             MatchOptModule,
@@ -337,10 +339,14 @@ def main(args: list[str] | None = None) -> None:
             trainer_class=MatchOptTrainer,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [StopOnSignal()]},
+            trainer_defaults={"callbacks": [StopOnSignal(), failed_start]},
             args=args,
         )
     except (MatchOptError, MisconfigurationException) as e:
+        failed_start.discard()
         if rank_zero_only.rank == 0:  # under DDP every rank raises it: say it once
             print(f"matchopt: error: {e}", file=sys.stderr)
         raise SystemExit(getattr(e, "exit_code", 2)) from None
+    except BaseException:
+        failed_start.discard()
+        raise

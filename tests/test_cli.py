@@ -75,6 +75,10 @@ def test_entry_point_help_and_print_config():
             ["--data.task=tfbind8", "--data.task_options=null", "--data.data_root=/nonexistent"],
             "data root '/nonexistent' is not a directory",
         ),
+        (
+            ["--data.task=tfbind8", "--data.task_options=null", f"--data.data_root={REPO / 'tests'}"],
+            "tfbind8: no tf_bind_8-x-*.npy files",
+        ),
     ],
 )
 def test_bad_input_fails_with_one_line(tmp_path, capsys, args, message):
@@ -83,7 +87,7 @@ def test_bad_input_fails_with_one_line(tmp_path, capsys, args, message):
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last == f"matchopt: error: {message}" or (last.startswith("matchopt: error:") and message in last), last
-    assert not list(tmp_path.glob("**/results.json"))
+    assert not list(tmp_path.rglob("*")), "a command that failed before training left files behind"
 
 
 def test_cli_error_has_no_traceback(tmp_path):

@@ -184,11 +184,13 @@ def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
         if message is None:
             matchopt(root, *args)
             continue
+        runs = sorted(root.glob("lightning_logs/version_*"))
         with pytest.raises(SystemExit) as exit_info:
             matchopt(root, *args)
         assert exit_info.value.code == 2
         last_line = capsys.readouterr().err.strip().splitlines()[-1]
         assert last_line.startswith("matchopt: error: ") and message in last_line, last_line
+        assert sorted(root.glob("lightning_logs/version_*")) == runs, "a failed command left a run folder"
 
 
 def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):

@@ -119,6 +119,8 @@ class DesignSearch(Callback):
             print(f"search: designs will not be scored: {reason}")
         if self.oracle_timeout is not None and not task.timed_oracle and trainer.is_global_zero:
             print(f"search: search.oracle_timeout is not applied: {task.oracle_name} runs in this process, which cannot stop it")
+        seed = self.seed if self.seed is not None else trainer.datamodule.seed
+        trainer.datamodule.search_start(self.n_designs, self.start, seed)  # a bad start fails now, not after training
         resumed, self._resumed = self._resumed, None
         if resumed and _training_done(trainer, resumed):  # Lightning will skip training and on_train_end
             self.search(trainer, pl_module, resumed["epoch"], final=True)
