@@ -42,7 +42,7 @@ from lightning_matchopt.models import MatchOptModule
 from lightning_matchopt.predict import PredictionWriter
 from lightning_matchopt.quiet import silence_third_party_noise
 from lightning_matchopt.search import DesignSearch
-from lightning_matchopt.signals import StopOnSignal
+from lightning_matchopt.signals import StopOnSignal, release_process_group
 from lightning_matchopt.tasks import TASKS
 from lightning_matchopt.trainer import MatchOptTrainer
 
@@ -350,3 +350,5 @@ def main(args: list[str] | None = None) -> None:
     except BaseException:
         failed_start.discard()
         raise
+    finally:
+        release_process_group()  # every DDP rank exits with its own status, never an abort
