@@ -176,6 +176,7 @@ def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
         (["validate"], "matchopt validate needs --ckpt_path"),
         (["predict", f"--ckpt_path={last}", f"--data.predict_path={tmp_path / 'wide.csv'}"],
          "holds designs of shape (5,), but task 'shekel' has designs of shape (4,)"),
+        (["predict", f"--ckpt_path={last}", f"--data.predict_path={tmp_path / 'missing.csv'}"], "missing.csv"),
         (["validate", f"--ckpt_path={last}", "--data.task=ackley", "--data.task_options={dim: 4}"],
          f"checkpoint {last} was trained on task 'shekel', not 'ackley': pass the config it was trained with"),
         (["validate", f"--ckpt_path={last}", "--data.val_fraction=0"], None),  # the checkpoint's split wins
