@@ -381,7 +381,7 @@ def test_cli_fetch_through_hf_endpoint(tmp_path, hub):
     command = [
         sys.executable,
         "-m",
-        "lightning_matchopt.datafetch",
+        "lightning_matchopt.fetching.fetch",
         "fetch",
         "--data-root",
         str(root),

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from lightning_matchopt.config_names import resolve
+from lightning_matchopt.commands.config_names import resolve
 
 SCORES = ("score_100th", "score_50th")
 

@@ -26,8 +26,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from lightning_matchopt import config_names
-from lightning_matchopt.checkpoints import (
+from lightning_matchopt.commands import config_names
+from lightning_matchopt.callbacks.checkpoints import (
     EpochCheckpoint,
     check_checkpoint_fits,
     latest_checkpoint,
@@ -38,10 +38,10 @@ from lightning_matchopt.checkpoints import (
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import ConfigError, MatchOptError
 from lightning_matchopt.models import MatchOptModule
-from lightning_matchopt.predict import PredictionWriter
+from lightning_matchopt.callbacks.prediction import PredictionWriter
 from lightning_matchopt.quiet import silence_third_party_noise
 from lightning_matchopt.search import DesignSearch
-from lightning_matchopt.signals import StopOnSignal
+from lightning_matchopt.callbacks.signals import StopOnSignal
 from lightning_matchopt.tasks import TASKS
 from lightning_matchopt.trainer import MatchOptTrainer
 
@@ -56,9 +56,9 @@ TRAINER_SUBCOMMANDS = {
 FROM_CHECKPOINT = ("validate", "predict", "search")  # subcommands that use a trained surrogate
 # The project's own subcommands: module whose main(argv) runs it, and its help line.
 OWN_SUBCOMMANDS = {
-    "data": ("lightning_matchopt.datafetch", "list, check or fetch Design-Bench data files"),
-    "grid": ("lightning_matchopt.grid", "run tasks x methods x seeds, each its own run, and tabulate them"),
-    "configs": ("lightning_matchopt.config_names", "list the shipped configs, or print one to copy and edit"),
+    "data": ("lightning_matchopt.fetching.fetch", "list, check or fetch Design-Bench data files"),
+    "grid": ("lightning_matchopt.commands.grid", "run tasks x methods x seeds, each its own run, and tabulate them"),
+    "configs": ("lightning_matchopt.commands.config_names", "list the shipped configs, or print one to copy and edit"),
 }
 PROJECT_GROUPS = ("data", "model", "search")
 

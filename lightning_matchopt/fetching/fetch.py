@@ -13,7 +13,7 @@ renamed to its final name only after it matches ``manifest.json``:
   is then written to ``matchopt-data.lock.json`` in the data root, so that ``check`` and later
   fetches detect any change.
 
-Usage (``matchopt data`` is the same as ``python -m lightning_matchopt.datafetch``)::
+Usage (``matchopt data`` is the same as ``python -m lightning_matchopt.fetching.fetch``)::
 
     matchopt data list
     matchopt data check [--data-root DIR] [--fast] [-v] [TASK ...]
@@ -681,7 +681,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``matchopt data`` (``python -m lightning_matchopt.datafetch``); the exit code.
+    """Entry point of ``matchopt data`` (``python -m lightning_matchopt.fetching.fetch``); the exit code.
 
     User errors (unknown task, missing data root, bad download) print one line on stderr and
     return 2; argparse's own usage errors also exit with 2.

@@ -1,0 +1,1 @@
+"""The command line: ``matchopt SUBCOMMAND ...`` and ``python -m lightning_matchopt``."""
