@@ -43,7 +43,7 @@ MOVED_MODULES = {
     "lightning_matchopt.cli": "lightning_matchopt.commands.cli",
     "lightning_matchopt.config_names": "lightning_matchopt.commands.config_names",
     "lightning_matchopt.grid": "lightning_matchopt.commands.grid",
-    "lightning_matchopt.datafetch": "lightning_matchopt.fetching.fetch",
+    "lightning_matchopt.datafetch": "lightning_matchopt.fetching",
     "lightning_matchopt.checkpoints": "lightning_matchopt.callbacks.checkpoints",
     "lightning_matchopt.diagnostics": "lightning_matchopt.callbacks.diagnostics",
     "lightning_matchopt.predict": "lightning_matchopt.callbacks.prediction",

@@ -56,7 +56,7 @@ TRAINER_SUBCOMMANDS = {
 FROM_CHECKPOINT = ("validate", "predict", "search")  # subcommands that use a trained surrogate
 # The project's own subcommands: module whose main(argv) runs it, and its help line.
 OWN_SUBCOMMANDS = {
-    "data": ("lightning_matchopt.fetching.fetch", "list, check or fetch Design-Bench data files"),
+    "data": ("lightning_matchopt.commands.data", "list, check or fetch Design-Bench data files"),
     "grid": ("lightning_matchopt.commands.grid", "run tasks x methods x seeds, each its own run, and tabulate them"),
     "configs": ("lightning_matchopt.commands.config_names", "list the shipped configs, or print one to copy and edit"),
 }
