@@ -26,7 +26,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from lightning_matchopt.commands import config_names
 from lightning_matchopt.callbacks.checkpoints import (
     EpochCheckpoint,
     check_checkpoint_fits,
@@ -35,13 +34,14 @@ from lightning_matchopt.callbacks.checkpoints import (
     readable_checkpoint,
     resolve_checkpoint,
 )
+from lightning_matchopt.callbacks.prediction import PredictionWriter
+from lightning_matchopt.callbacks.signals import StopOnSignal
+from lightning_matchopt.commands import config_names
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import ConfigError, MatchOptError
 from lightning_matchopt.models import MatchOptModule
-from lightning_matchopt.callbacks.prediction import PredictionWriter
 from lightning_matchopt.quiet import silence_third_party_noise
 from lightning_matchopt.search import DesignSearch
-from lightning_matchopt.callbacks.signals import StopOnSignal
 from lightning_matchopt.tasks import TASKS
 from lightning_matchopt.trainer import MatchOptTrainer
 

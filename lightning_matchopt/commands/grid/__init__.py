@@ -31,7 +31,11 @@ from pathlib import Path
 
 from lightning_matchopt.commands.config_names import resolve
 from lightning_matchopt.commands.grid.plots import plot
-from lightning_matchopt.commands.grid.report import markdown_table, mean_normalized_ranks, write_csv
+from lightning_matchopt.commands.grid.report import (
+    markdown_table,
+    mean_normalized_ranks,
+    write_runs,
+)
 from lightning_matchopt.commands.grid.run import (
     Run,
     collect,
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = list(dict.fromkeys(r.method for r in runs))
     out = args.out or args.root
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "runs.csv")
+    write_runs(rows, out / "runs.csv")
     published = json.loads(args.published.read_text()) if args.published else None
     table = markdown_table(rows, methods, tasks, published)
     (out / "results.md").write_text(table)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import statistics
 from pathlib import Path
+
+from lightning_matchopt.search.metrics import SEARCH_METRICS
+from lightning_matchopt.tables import write_csv
 
 SCORES = ("score_100th", "score_50th")
 
@@ -90,9 +92,7 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
     return "\n".join(lines) + notes + "\n"
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    fields = ["task", "method", "seed", "score_100th", "score_50th", "score_mean", "d_best", "epoch", "source"]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+def write_runs(rows: list[dict], path: Path) -> None:
+    """``runs.csv``: one row a finished run, its search metrics (``SEARCH_METRICS``) and references."""
+    fields = ["task", "method", "seed", *SEARCH_METRICS, "d_best", "epoch", "source"]
+    write_csv(path, {field: [row.get(field) for row in rows] for field in fields})

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from lightning_matchopt.search.metrics import SEARCH_METRICS
+
 
 @dataclass(frozen=True)
 class Run:
@@ -108,7 +110,7 @@ def collect(runs: list[Run]) -> list[dict]:
         if results is not None:
             rows.append({
                 "task": run.task, "method": run.method, "seed": run.seed,
-                **{k: results[k] for k in ("score_100th", "score_50th", "score_mean", "d_best", "epoch")},
+                **{k: results.get(k) for k in SEARCH_METRICS}, "d_best": results["d_best"], "epoch": results["epoch"],
                 "random_designs": results.get("random_designs"),
                 "history": results.get("history", []),
                 "trace": results.get("trace", []),
@@ -132,7 +134,8 @@ def earlier_rows(paths: list[Path], runs: list[Run], done: set[tuple]) -> list[d
                     wanted.discard(key)
                     rows.append({
                         "task": key[0], "method": key[1], "seed": key[2], "epoch": int(row["epoch"]),
-                        **{k: float(row[k]) for k in ("score_100th", "score_50th", "score_mean", "d_best")},
+                        "d_best": float(row["d_best"]),  # a metric an earlier grid did not have: None
+                        **{k: float(row[k] or "nan") if k in row else None for k in SEARCH_METRICS},
                         "random_designs": None, "history": [], "trace": [], "source": str(path),
                     })
     return rows
