@@ -40,7 +40,7 @@ _EXPORTS = {
 # Modules that moved, at their old import paths: class paths in users' config.yaml files (e.g.
 # ``lightning_matchopt.signals.StopOnSignal``) and imports keep resolving, to the same objects.
 MOVED_MODULES = {
-    "lightning_matchopt.cli": "lightning_matchopt.commands.cli",
+    "lightning_matchopt.cli": "lightning_matchopt.commands",
     "lightning_matchopt.config_names": "lightning_matchopt.commands.config_names",
     "lightning_matchopt.grid": "lightning_matchopt.commands.grid",
     "lightning_matchopt.datafetch": "lightning_matchopt.fetching",
