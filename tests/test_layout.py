@@ -49,7 +49,8 @@ def test_a_config_naming_an_old_class_path_still_instantiates():
     parser = ArgumentParser()
     parser.add_argument("--callback", type=Callback)
     config = parser.parse_args(["--callback", '{"class_path": "lightning_matchopt.signals.StopOnSignal"}'])
-    assert isinstance(parser.instantiate_classes(config).callback, StopOnSignal)
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # renamed in 4.49
+    assert isinstance(instantiate(config).callback, StopOnSignal)
 
 
 def test_the_task_registry_names_each_class_by_its_own_name():
@@ -91,3 +92,29 @@ def test_a_hopper_oracle_worker_imports_neither_torch_nor_lightning(tmp_path):
 def test_no_module_is_over_400_lines():
     lengths = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {path: n for path, n in lengths.items() if n > 400} == {}
+
+
+def test_every_private_attribute_in_compat_exists_in_the_installed_releases(tmp_path):
+    """compat.PRIVATE_ATTRIBUTES on the installed Lightning / jsonargparse / torch (a new release: check here)."""
+    import argparse
+
+    import jsonargparse
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard import SummaryWriter
+
+    from lightning_matchopt import compat
+
+    parser = jsonargparse.ArgumentParser()
+    instances = {  # attributes that Lightning and argparse set in __init__ are looked for on an instance
+        "lightning.pytorch.Trainer": pl.Trainer,
+        "lightning.pytorch.callbacks.ModelCheckpoint": pl.callbacks.ModelCheckpoint(),
+        "lightning.pytorch.loggers.TensorBoardLogger": TensorBoardLogger(str(tmp_path)),
+        "torch.utils.tensorboard.SummaryWriter": SummaryWriter,
+        "lightning.pytorch.core.module.LightningModule": pl.LightningModule(),
+        "jsonargparse.ArgumentParser": parser,
+        "argparse._SubParsersAction": parser.add_subcommands(),
+    }
+    assert isinstance(instances["argparse._SubParsersAction"], argparse._SubParsersAction)
+    missing = [(owner, name) for owner, name, *_ in compat.PRIVATE_ATTRIBUTES if not hasattr(instances[owner], name)]
+    assert missing == []

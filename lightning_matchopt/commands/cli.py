@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_matchopt import compat
 from lightning_matchopt.callbacks.checkpoints import (
     EpochCheckpoint,
     check_checkpoint_fits,
@@ -78,8 +79,8 @@ class MatchOptArgumentParser(LightningArgumentParser):
 
 def known_keys(parser: LightningArgumentParser) -> list[str]:
     """Every ``--key`` the parser and its subcommands accept, without the dashes."""
-    parsers = [parser, *getattr(parser._subcommands_action, "_name_parser_map", {}).values()]
-    return [s[2:] for p in parsers for a in p._actions for s in a.option_strings if s.startswith("--")]
+    parsers = [parser, *compat.subcommand_parsers(parser)]
+    return [s[2:] for p in parsers for a in compat.parser_actions(p) for s in a.option_strings if s.startswith("--")]
 
 
 def closest_key(key: str, known: list[str]) -> str | None:
@@ -162,7 +163,7 @@ class MatchOptCLI(LightningCLI):
         })
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
         parser.link_arguments("model.ensemble_size", "data.ensemble_size")  # each member its own draws
-        task = next(a for a in parser._actions if a.dest == "data.task")
+        task = next(a for a in compat.parser_actions(parser) if a.dest == "data.task")
         task.help = f"one of {', '.join(TASKS)}, or a Design-Bench id such as TFBind8-Exact-v0"
         parser.usage = project_summary(parser)
 
@@ -228,7 +229,7 @@ def project_summary(parser: LightningArgumentParser) -> str:
     lines.append("MATCH-OPT's options (in full below, after Lightning's --trainer.* options):")
     for group in PROJECT_GROUPS:
         keys = [
-            s.split(".", 1)[1] for a in parser._actions for s in a.option_strings
+            s.split(".", 1)[1] for a in compat.parser_actions(parser) for s in a.option_strings
             if s.startswith(f"--{group}.") and not s.endswith("+")
         ]
         lines += textwrap.wrap(" ".join(keys), 96, initial_indent=f"  --{group + '.*':<11}", subsequent_indent=" " * 15)
