@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lightning_matchopt import compat
+from lightning_matchopt.extras import missing
 
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
@@ -32,11 +33,10 @@ def scatter_image(x: Any, y: Any, xlabel: str, ylabel: str) -> np.ndarray | None
 
     None without matplotlib. Drawn on a bare Agg canvas, so no GUI backend or pyplot state is touched.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
+    if missing("matplotlib", extra="plots"):
         return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     x, y = np.asarray(torch.as_tensor(x).cpu().double()), np.asarray(torch.as_tensor(y).cpu().double())
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]

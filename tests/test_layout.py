@@ -118,3 +118,13 @@ def test_every_private_attribute_in_compat_exists_in_the_installed_releases(tmp_
     assert isinstance(instances["argparse._SubParsersAction"], argparse._SubParsersAction)
     missing = [(owner, name) for owner, name, *_ in compat.PRIVATE_ATTRIBUTES if not hasattr(instances[owner], name)]
     assert missing == []
+
+
+def test_a_missing_optional_dependency_is_named_with_its_extra(monkeypatch):
+    from lightning_matchopt.extras import missing
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # looks uninstalled
+    assert missing("numpy", extra="oracles") is None
+    assert missing("numpy", "sklearn", "no_such_module", extra="oracles") == (
+        "needs scikit-learn and no_such_module: pip install 'lightning_matchopt[oracles]'"
+    )

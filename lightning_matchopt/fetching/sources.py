@@ -9,15 +9,15 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 
 from lightning_matchopt.errors import DataError
+from lightning_matchopt.extras import missing
 from lightning_matchopt.fetching.manifest import HF_REPO, HF_REVISION
 
 
 def _library(name: str):
     """Import a download library of the ``fetch`` extra, or say in one line how to install it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise DataError(f"fetch needs {name}: pip install 'lightning_matchopt[fetch]'") from None
+    if why := missing(name, extra="fetch"):
+        raise DataError(f"fetch {why}")
+    return importlib.import_module(name)
 
 
 class HubSource:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_matchopt.errors import DataError, OracleError
+from lightning_matchopt.extras import missing
 from lightning_matchopt.tasks.base import (
     DATA_ROOT_ENV,
     OfflineData,
@@ -114,11 +115,8 @@ class Superconductor(ContinuousDesignBenchTask):
         self._forest = None
 
     def oracle_unavailable(self) -> str | None:
-        try:
-            import sklearn  # noqa: F401
-        except ImportError:
-            return "superconductor: the oracle needs scikit-learn: pip install 'lightning_matchopt[oracles]'"
-        return None
+        why = missing("sklearn", extra="oracles")
+        return f"superconductor: the oracle {why}" if why else None
 
     @property
     def forest(self):

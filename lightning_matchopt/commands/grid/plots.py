@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from lightning_matchopt.extras import missing
+
 
 def _mean_curve(rows: list[dict], task: str, method: str, series: str, x: str, y: str) -> tuple[list, list[float]]:
     """Mean over seeds of ``y`` against ``x`` in each run's ``series`` (``history`` or ``trace``)."""
@@ -19,14 +21,13 @@ def _mean_curve(rows: list[dict], task: str, method: str, series: str, x: str, y
 
 def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> list[Path]:
     """Bar chart of scores per task and method, and score_100th against the epoch of each search."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plots (pip install 'lightning_matchopt[plots]')")
+    if why := missing("matplotlib", extra="plots"):
+        print(f"no plots: the grid {why}")
         return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for i, m in enumerate(methods):
