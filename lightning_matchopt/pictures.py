@@ -16,7 +16,6 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lightning_matchopt import compat
-from lightning_matchopt.extras import missing
 
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
@@ -33,10 +32,11 @@ def scatter_image(x: Any, y: Any, xlabel: str, ylabel: str) -> np.ndarray | None
 
     None without matplotlib. Drawn on a bare Agg canvas, so no GUI backend or pyplot state is touched.
     """
-    if missing("matplotlib", extra="plots"):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     x, y = np.asarray(torch.as_tensor(x).cpu().double()), np.asarray(torch.as_tensor(y).cpu().double())
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
