@@ -239,6 +239,7 @@ def test_hub_fetch_into_empty_root(tmp_path, hub, shared_root):
     assert hub.requests == []
 
 
+@pytest.mark.slow
 def test_unpublished_files_are_checked_by_structure_then_locked(tmp_path, hub, capsys):
     pytest.importorskip("mujoco")
     root = tmp_path / "data"
@@ -376,6 +377,7 @@ def test_hub_errors_name_the_fix(tmp_path, hub):
         )
 
 
+@pytest.mark.slow
 def test_cli_fetch_through_hf_endpoint(tmp_path, hub):
     """The command a user runs, in a fresh process: the hub client reads HF_ENDPOINT on import."""
     root = tmp_path / "data"

@@ -191,6 +191,7 @@ def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
         assert last_line.startswith("matchopt: error: ") and message in last_line, last_line
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
     _, log_dir = trained
     result = run_cli("predict", "--config", str(TINY_CONFIG), "--data.task=ackley", "--data.task_options={dim: 6}",
