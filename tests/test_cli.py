@@ -55,6 +55,7 @@ def test_same_seed_gives_identical_results(tmp_path):
     assert first == second
 
 
+@pytest.mark.slow
 def test_entry_point_help_and_print_config():
     printed = run_cli("fit", "--config", str(TINY_CONFIG), "--model.integration_steps=7", "--print_config")
     assert printed.returncode == 0
@@ -90,6 +91,7 @@ def test_bad_input_fails_with_one_line(tmp_path, capsys, args, message):
     assert not list(tmp_path.rglob("*")), "a command that failed before training left files behind"
 
 
+@pytest.mark.slow
 def test_cli_error_has_no_traceback(tmp_path):
     result = run_cli("fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path}", "--data.task=nope")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -120,6 +122,7 @@ def test_traced_search_scores_its_path_from_the_start_designs_to_the_end(tmp_pat
     assert [e.step for e in events.Scalars("search_path/score_100th")] == [0, 5, 10, 15, 20]
 
 
+@pytest.mark.slow
 def test_shipped_configs_by_name_from_any_folder_without_noise(tmp_path):
     result = run_cli(
         "fit", "--config", "shekel", "--config", "methods/regression", "--trainer.max_epochs=1",

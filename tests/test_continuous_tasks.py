@@ -152,6 +152,7 @@ def test_hopper_design_is_read_in_design_bench_order():
     assert [a.shape for a in (w0, b0, w1, b1, w2, b2)] == list(LAYER_SHAPES[:-1])  # log-std dropped
 
 
+@pytest.mark.slow
 def test_hopper_oracle_runs_real_episodes_in_parallel_and_reproducibly(tmp_path):
     pytest.importorskip("mujoco")
     pytest.importorskip("gymnasium")
@@ -184,6 +185,7 @@ def random_ant_policy(path: Path, hidden: int = 32, seed: int = 0) -> None:
     path.write_bytes(pickle.dumps(state))
 
 
+@pytest.mark.slow
 def test_ant_morphology_is_built_from_the_design():
     mujoco = pytest.importorskip("mujoco")
     from lightning_matchopt.tasks.oracles.morphology import DEFAULT_DESIGN, ant_xml
@@ -200,6 +202,7 @@ def test_ant_morphology_is_built_from_the_design():
     np.testing.assert_allclose(model.body("leg_0_body").pos, [0.1, 0, 0])
 
 
+@pytest.mark.slow
 def test_ant_oracle_rolls_out_the_policy_and_says_when_it_is_missing(tmp_path):
     pytest.importorskip("mujoco")
     from lightning_matchopt.tasks.oracles.morphology import DEFAULT_DESIGN

@@ -194,6 +194,7 @@ def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
         assert sorted(root.glob("lightning_logs/version_*")) == runs, "a failed command left a run folder"
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
     _, log_dir = trained
     result = run_cli("predict", "--config", str(TINY_CONFIG), "--data.task=ackley", "--data.task_options={dim: 6}",

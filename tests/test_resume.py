@@ -15,6 +15,8 @@ from lightning.pytorch.callbacks import Callback
 from conftest import REPO, TINY_CONFIG
 from test_cli import log_dir, run_cli
 
+pytestmark = pytest.mark.slow  # matchopt fit in subprocesses, killed and resumed; SLURM and DDP
+
 ARGS = ["--config", str(TINY_CONFIG), "--trainer.max_epochs=12", "--search.every_n_epochs=4"]
 SCORES = ("score_100th", "score_50th", "score_mean", "predicted_mean")
 
