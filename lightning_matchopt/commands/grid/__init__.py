@@ -4,7 +4,7 @@ Each run is its own ``matchopt fit`` process (task config + method overlay + see
 ``<root>/<task>/<method>/seed_<s>/``; a run whose final ``results.json`` exists is skipped, and
 the others continue from their ``last.ckpt`` (``--ckpt_path last``), so a killed grid resumes. ``--workers`` runs several at once on one machine; on a cluster, run
 single cells (``--tasks T --methods M --seeds S``) as array jobs and summarize with
-``--summarize-only`` (see the README).
+``--summarize-only`` (docs/scaling-out.md).
 
 Writes into ``--out``: ``runs.csv`` (every run), ``results.md`` (score_100th and score_50th,
 mean ± std per task and method, the mean normalized rank of each method, and the dataset's
