@@ -18,13 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 PAGES = ["README.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
 SHELL = {"bash", "sh", "shell"}
-# Shell variables a page leaves to the reader's script (a SLURM array task's own), with a value to parse.
+# Shell variables a page leaves to the reader's script (a SLURM array task's own): a value to parse.
 EXAMPLE_VALUES = {"m": "matchopt", "s": "0"}
 
 
@@ -91,6 +90,14 @@ def expand_braces(token: str) -> list[str]:
     return [m.group(1) + part + m.group(3) for part in m.group(2).split(",")] if m else [token]
 
 
+def substitute(line: str, values: dict[str, str]) -> str:
+    """``"$T"`` stays one word whatever T holds (a placeholder, replaced after splitting); a bare
+    ``$D`` splits into D's words, as bash does. Unknown variables are left as written."""
+    quoted = re.sub(r'"\$\{?([A-Za-z_]\w*)\}?"',
+                    lambda v: f"@@{v.group(1)}@@" if v.group(1) in values else v.group(0), line)
+    return re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda v: values.get(v.group(1), v.group(0)), quoted)
+
+
 def commands(page: str):
     """(line, argv after ``matchopt``) of every matchopt command in the page's shell blocks."""
     for lang, block in FENCE.findall(page_text(page)):
@@ -103,18 +110,17 @@ def commands(page: str):
                 continue
             expanded = re.sub(r"\$\([^()]*\)", "FILE", line)  # $(ls ...): a file the reader has
             values = {**EXAMPLE_VALUES, **variables}
-            # "$T" is one word whatever T holds; a bare $D splits into D's words, as bash does.
-            expanded = re.sub(r'"\$\{?([A-Za-z_]\w*)\}?"', lambda v: f"@@{v.group(1)}@@" if v.group(1) in values else v.group(0), expanded)
-            expanded = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda v: values.get(v.group(1), v.group(0)), expanded)
+            expanded = substitute(expanded, values)
             if "matchopt" not in expanded:
                 continue
             tokens = shlex.split(expanded, comments=True)
             tokens = [values[t[2:-2]] if re.fullmatch(r"@@\w+@@", t) else t for t in tokens]
             for i, token in enumerate(tokens):
-                if token == "matchopt" or (token == "lightning_matchopt" and i and tokens[i - 1] == "-m"):
+                module = token == "lightning_matchopt" and i and tokens[i - 1] == "-m"
+                if token == "matchopt" or module:
                     rest = []
                     for t in tokens[i + 1:]:
-                        if t in ("&&", "||", "|", ";", ">", ">>") or t.startswith((">", "|")):
+                        if t in ("&&", "||", ";") or t.startswith((">", "|")):
                             break
                         rest += expand_braces(t.rstrip(";"))
                         if t.endswith(";"):
@@ -128,7 +134,7 @@ COMMANDS = [(page, line, argv) for page in PAGES for line, argv in commands(page
 
 @pytest.fixture(scope="module")
 def trainer_parser():
-    """The parser of ``matchopt fit|validate|predict|search``, built as the CLI builds it; nothing runs."""
+    """The parser of ``matchopt fit|validate|predict|search``, built as the CLI does; no run."""
     from lightning_matchopt.commands import cli
     from lightning_matchopt.data import MatchOptDataModule
     from lightning_matchopt.models import MatchOptModule
@@ -150,7 +156,7 @@ def trainer_parser():
 
 
 def own_parser(name: str, monkeypatch) -> argparse.ArgumentParser:
-    """The argparse parser that ``matchopt data|grid|configs`` builds, caught as its main() parses."""
+    """The argparse parser ``matchopt data|grid|configs`` builds, caught as its main() parses."""
     from lightning_matchopt.commands import OWN_SUBCOMMANDS
 
     module = __import__(OWN_SUBCOMMANDS[name][0], fromlist=["main"])
@@ -176,17 +182,20 @@ def test_the_docs_show_commands():
     assert {"fit", "validate", "predict", "search", "data", "grid"} <= shown, shown
 
 
-@pytest.mark.parametrize("page,line,argv", COMMANDS, ids=[f"{p}:{' '.join(a[:3])}" for p, _, a in COMMANDS])
+@pytest.mark.parametrize(
+    "page,line,argv", COMMANDS, ids=[f"{p}:{' '.join(a[:3])}" for p, _, a in COMMANDS]
+)
 def test_command_parses(page, line, argv, trainer_parser, monkeypatch):
     from lightning_matchopt.commands import OWN_SUBCOMMANDS, TRAINER_SUBCOMMANDS
 
     assert argv, f"{page}: `{line}`: no subcommand"
     unset = [a for a in argv if "$" in a]
-    assert not unset, f"{page}: `{line}`: {unset} set nowhere in its block (or add the variable to EXAMPLE_VALUES)"
+    assert not unset, f"{page}: `{line}`: {unset} set nowhere in its block (or in EXAMPLE_VALUES)"
     subcommand = argv[0]
     if subcommand in ("-h", "--help"):
         return
-    assert subcommand in {*TRAINER_SUBCOMMANDS, *OWN_SUBCOMMANDS}, f"{page}: `{line}`: no subcommand {subcommand!r}"
+    known = {*TRAINER_SUBCOMMANDS, *OWN_SUBCOMMANDS}
+    assert subcommand in known, f"{page}: `{line}`: no subcommand {subcommand!r}"
     if subcommand in TRAINER_SUBCOMMANDS:
         parse_trainer(trainer_parser, argv, page, line)
         return
@@ -208,7 +217,9 @@ def test_command_parses(page, line, argv, trainer_parser, monkeypatch):
 
 
 def _split(argv: list[str]) -> tuple[list[str], str, list[str]]:
-    return (argv[: argv.index("--")], "--", argv[argv.index("--") + 1:]) if "--" in argv else (argv, "", [])
+    if "--" not in argv:
+        return argv, "", []
+    return argv[: argv.index("--")], "--", argv[argv.index("--") + 1:]
 
 
 def parse_trainer(parser, argv: list[str], page: str, line: str) -> None:
@@ -234,6 +245,7 @@ def test_the_checks_catch_what_they_are_for(trainer_parser, monkeypatch, tmp_pat
     with pytest.raises(AssertionError, match="no subcommand"):
         test_command_parses("page", "matchopt fitt", ["fitt"], trainer_parser, monkeypatch)
     page = "docs/_probe.md"
-    monkeypatch.setattr(sys.modules[__name__], "page_text", lambda _: "[a](missing.md) [b](results.md#no-such-heading) `[c](x.md)`")
+    probe = "[a](missing.md) [b](results.md#no-such-heading) `[c](x.md)`"
+    monkeypatch.setattr(sys.modules[__name__], "page_text", lambda _: probe)
     with pytest.raises(AssertionError, match=r"missing\.md.*no-such-heading"):
         test_relative_links_exist(page)
