@@ -54,7 +54,10 @@ def config_path(value: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``matchopt grid``; returns the exit code (1 if a run failed)."""
-    parser = argparse.ArgumentParser(prog="matchopt grid", description=__doc__.split("\n\n")[0])
+    # allow_abbrev off: --task would silently mean --tasks (the Trainer subcommands refuse it too)
+    parser = argparse.ArgumentParser(
+        prog="matchopt grid", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument("--tasks", nargs="+", type=config_path, required=True, help="task configs, e.g. shekel or my.yaml")
     parser.add_argument("--methods", nargs="+", type=config_path, required=True, help="method overlays, e.g. methods/coms")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
