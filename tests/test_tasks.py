@@ -62,7 +62,7 @@ def test_missing_and_corrupt_files_are_named(tmp_path, monkeypatch):
 
 
 def test_registry_names_known_tasks():
-    with pytest.raises(ConfigError, match="unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, rosenbrock, shekel, superconductor, tfbind10, tfbind8"):
+    with pytest.raises(ConfigError, match="unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, linear, quadratic, rosenbrock, shekel, superconductor, tfbind10, tfbind8"):
         make_task("tfbind9")
     assert isinstance(make_task("TFBind8-Exact-v0", data_root="x"), TFBind8)
     with pytest.raises(ConfigError, match="bad options for task 'shekel'"):

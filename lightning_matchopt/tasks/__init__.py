@@ -16,7 +16,14 @@ from lightning_matchopt.tasks.design_bench import (
     TFBind10,
 )
 from lightning_matchopt.tasks.files import FilesTask
-from lightning_matchopt.tasks.synthetic import Ackley, Rosenbrock, Shekel, SyntheticTask
+from lightning_matchopt.tasks.synthetic import (
+    Ackley,
+    Linear,
+    Quadratic,
+    Rosenbrock,
+    Shekel,
+    SyntheticTask,
+)
 
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
@@ -31,6 +38,8 @@ TASKS: dict[str, type[Task]] = {
         Shekel,
         Ackley,
         Rosenbrock,
+        Linear,
+        Quadratic,
     )
 }
 ALIASES = {
@@ -68,6 +77,8 @@ __all__ = [
     "ContinuousDesignBenchTask",
     "DKittyMorphology",
     "HopperController",
+    "Linear",
+    "Quadratic",
     "Superconductor",
     "FilesTask",
     "OfflineData",

@@ -166,3 +166,56 @@ class Rosenbrock(SyntheticTask):
 
     def value(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 (the class says what)
         return -(100 * (x[:, 1:] - x[:, :-1] ** 2) ** 2 + (1 - x[:, :-1]) ** 2).sum(-1)
+
+
+class Linear(SyntheticTask):
+    """``w . x`` on [-1, 1]^d, ``w`` a fixed unit vector: a field the MLP can represent exactly.
+
+    Not a benchmark: the exactness check of the pipeline (tests/test_exactness.py). Its gradient
+    is the same everywhere, so a surrogate trained on the data must get it right far from the data.
+    """
+
+    name = "linear"
+    low, high = -1.0, 1.0
+
+    def __init__(
+        self,
+        dim: int = 8,
+        n_samples: int = 2000,
+        max_percentile: float = 50.0,
+        sample_seed: int = 0,
+    ):
+        super().__init__(dim, n_samples, max_percentile, sample_seed)
+        w = torch.as_tensor(np.random.default_rng(1000 + sample_seed).normal(size=dim))
+        self.weights = w / w.norm()
+        self.optimum_value = float(self.weights.abs().sum())  # at the corner sign(w)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 (the class says what)
+        return x @ self.weights.to(x)
+
+
+class Quadratic(SyntheticTask):
+    """``-sum_i a_i (x_i - c_i)^2 / 2`` on [-1, 1]^d: its gradient ``-a * (x - c)`` turns with x.
+
+    Not a benchmark: with the exactness check of ``Linear``, the simplest field that is not
+    constant. The curvatures ``a`` run from 1 to 4 (the field is not radial), the maximum 0 sits
+    at ``c = (0.5, ..., 0.5)``, inside the box but outside the offline data (its bottom half).
+    """
+
+    name = "quadratic"
+    low, high = -1.0, 1.0
+    optimum_value = 0.0
+
+    def __init__(
+        self,
+        dim: int = 8,
+        n_samples: int = 2000,
+        max_percentile: float = 50.0,
+        sample_seed: int = 0,
+    ):
+        super().__init__(dim, n_samples, max_percentile, sample_seed)
+        self.curvatures = torch.linspace(1.0, 4.0, dim, dtype=torch.float64)
+        self.center = torch.full((dim,), 0.5, dtype=torch.float64)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 (the class says what)
+        return -0.5 * (self.curvatures.to(x) * (x - self.center.to(x)) ** 2).sum(-1)
