@@ -55,40 +55,54 @@ def early_stopping(losses: list[float], patience: int = PATIENCE) -> tuple[int, 
     return best, None
 
 
-def read_run(version: Path) -> dict:
-    """One run's held-out objective per check, its diagnostics per epoch, and its settings."""
-    config = yaml.safe_load((version / "config.yaml").read_text())
-    events = EventAccumulator(str(version), size_guidance={"scalars": 0})
-    events.Reload()
-    scalars = events.Tags()["scalars"]
+def read_run(versions: list[Path]) -> dict:
+    """One run's held-out objective per check, its diagnostics per epoch, and its settings.
+
+    ``versions``: the run's log folders in order; a run extended with ``--ckpt_path`` (see
+    ``--not-stopped``) continues in the next ``version_N``, and the series are joined.
+    """
+    config = yaml.safe_load((versions[0] / "config.yaml").read_text())
     model = config["model"]
-    gm, reg = events.Scalars("val/loss_gm"), events.Scalars("val/loss_reg")
-    every = config["trainer"]["check_val_every_n_epoch"]
-    objective = [
-        model["gm_weight"] * a.value + model["regression_weight"] * b.value for a, b in zip(gm, reg)
-    ]
+    objective, check_steps = [], []
     diagnostics: dict[int, dict[tuple[str, float], float]] = defaultdict(dict)
-    for tag in scalars:
-        if match := TAG.fullmatch(tag):
-            for event in events.Scalars(tag):  # logged with step = epoch
-                diagnostics[event.step][(match[1], float(match[2]))] = event.value
+    for version in versions:
+        events = EventAccumulator(str(version), size_guidance={"scalars": 0})
+        events.Reload()
+        gm, reg = events.Scalars("val/loss_gm"), events.Scalars("val/loss_reg")
+        for a, b in zip(gm, reg, strict=True):
+            objective.append(model["gm_weight"] * a.value + model["regression_weight"] * b.value)
+            check_steps.append(a.step + 1)  # Lightning logs the global step before the increment
+        for tag in events.Tags()["scalars"]:
+            if match := TAG.fullmatch(tag):
+                for event in events.Scalars(tag):  # logged with step = epoch
+                    diagnostics[event.step][(match[1], float(match[2]))] = event.value
+    every = config["trainer"]["check_val_every_n_epoch"]
+    check_epochs = [every * (i + 1) for i in range(len(objective))]
     return {
         "config": config,
         "objective": objective,
-        "check_epochs": [every * (i + 1) for i in range(len(objective))],
-        "check_steps": [event.step + 1 for event in gm],  # Lightning logs the global step before it
+        "check_epochs": check_epochs,
+        "check_steps": check_steps,
         "diagnostics": diagnostics,
     }
+
+
+def finished_versions(run_dir: Path) -> list[Path]:
+    """The run's log folders in order, if its last one finished (wrote results.json)."""
+    versions = sorted(
+        run_dir.glob("lightning_logs/version_*"), key=lambda p: int(p.name.split("_")[1])
+    )
+    return versions if versions and (versions[-1] / "results.json").is_file() else []
 
 
 def summarize(root: Path) -> list[dict]:
     """One row per finished run: where it converged and its gradient errors there and at the end."""
     rows = []
     for run_dir in sorted(root.glob("n*/*/*/seed_*")):
-        versions = sorted(run_dir.glob("lightning_logs/version_*/results.json"))
+        versions = finished_versions(run_dir)
         if not versions:
             continue
-        run = read_run(versions[-1].parent)
+        run = read_run(versions)
         best, stop = early_stopping(run["objective"])
         epoch = run["check_epochs"][best]
         last_epoch = max(run["diagnostics"])
@@ -102,6 +116,7 @@ def summarize(root: Path) -> list[dict]:
             "budget_epochs": run["check_epochs"][-1],
             "budget_steps": run["check_steps"][-1],
             "heldout_loss": run["objective"][best],
+            "last_version": str(versions[-1]),
         }
         for kind, alpha in ((k, a) for k in ("cosine", "rel_l2") for a in ALPHAS):
             row[f"{kind}_a{alpha:g}"] = run["diagnostics"][epoch][(kind, alpha)]
@@ -235,7 +250,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--not-stopped",
+        action="store_true",
+        help="print the last log folder of every run the rule has not stopped, and exit",
+    )
     parser.add_argument("--base", type=int, default=5000, help="n_samples of the main set")
     args = parser.parse_args()
     rows = summarize(args.root)
@@ -243,6 +263,11 @@ def main() -> None:
         raise SystemExit(
             f"no finished run under {args.root}: expected n<N>/shekel/<method>/seed_<s>"
         )
+    if args.not_stopped:
+        print("\n".join(r["last_version"] for r in rows if r["stopped_epoch"] == ""))
+        return
+    if args.out is None:
+        parser.error("--out is required (unless --not-stopped)")
     main_rows = [r for r in rows if r["n_samples"] == args.base]
     budget = max(r["budget_epochs"] for r in main_rows)
     epochs = tuple(e for e in (5, 20, 50, 100, 200, 400, 700) if e <= budget)
@@ -290,7 +315,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "figure1.md").write_text(text)
     plot(rows, args.base, args.out / "figure1.png")
-    fields = [k for k in rows[0] if k != "curve"]
+    fields = [k for k in rows[0] if k not in ("curve", "last_version")]
     with (args.out / "figure1_runs.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
