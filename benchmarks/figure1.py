@@ -1,8 +1,8 @@
 """The paper's Figure 1, trained to convergence: does gradient matching give a better gradient field
 away from the data?
 
-    for n in 5000 10000 3000; do ...; done   # the runs: see docs/synthetic/figure1.md for the commands
-    python benchmarks/figure1.py --root runs/figure1 --out docs/synthetic
+    python benchmarks/figure1.py --root runs/figure1 --out docs/synthetic  # after the runs:
+    # their commands are in docs/synthetic/README.md (matchopt grid, then --not-stopped to extend)
 
 Reads every run under ``--root`` (``n<n_samples>/shekel/<method>/seed_<s>``, as ``matchopt grid``
 lays them out with ``benchmarks/figure1/shekel.yaml``) from its TensorBoard events and
@@ -139,7 +139,8 @@ def _methods(rows: list[dict]) -> list[str]:
 
 def convergence_table(rows: list[dict]) -> list[str]:
     lines = [
-        "| data (n_samples) | method | seeds | best held-out epoch (step) | stopped at epoch | budget |",
+        "| data (n_samples) | method | seeds | best held-out epoch (step) | stopped at epoch "
+        "| budget |",
         "|---|---|---|---|---|---|",
     ]
     for n in sorted({r["n_samples"] for r in rows}):
@@ -191,23 +192,21 @@ def data_table(rows: list[dict], alpha: float) -> list[str]:
 
 
 def steps_table(rows: list[dict], alpha: float, epochs: tuple[int, ...]) -> list[str]:
-    lines = [
-        "| method | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
-        "|---|" + "---|" * len(epochs),
-    ]
+    """Errors at fixed epochs: mean over the runs that trained that long (n: if not all did)."""
+    lines = ["| method | " + " | ".join(f"epoch {e}" for e in epochs) + " |"]
+    lines.append("|---|" + "---|" * len(epochs))
     for method in _methods(rows):
         runs = [r for r in rows if r["method"] == method]
         cells = []
         for epoch in epochs:
             at = [r["curve"][epoch] for r in runs if epoch in r["curve"]]
-            cells.append(
-                " / ".join(
-                    f"{statistics.fmean(d[(k, alpha)] for d in at):.3f}"
-                    for k in ("cosine", "rel_l2")
-                )
-                if at
-                else "-"
+            if not at:
+                cells.append("-")
+                continue
+            cell = " / ".join(
+                f"{statistics.fmean(d[(k, alpha)] for d in at):.3f}" for k in ("cosine", "rel_l2")
             )
+            cells.append(cell + (f" (n={len(at)})" if len(at) < len(runs) else ""))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
@@ -222,25 +221,32 @@ def plot(rows: list[dict], base: int, out: Path) -> None:
     main = [r for r in rows if r["n_samples"] == base]
     for method in _methods(main):
         runs = [r for r in main if r["method"] == method]
-        for ax, kind in zip(axes[:2], ("cosine", "rel_l2")):
+        for ax, kind in zip(axes[:2], ("cosine", "rel_l2"), strict=True):
             means = [statistics.fmean(r[f"{kind}_a{a:g}"] for r in runs) for a in ALPHAS]
             ax.plot(ALPHAS, means, marker="o", label=method)
-        epochs = sorted(set.intersection(*(set(r["curve"]) for r in runs)))
-        steps_per_epoch = runs[0]["budget_steps"] / runs[0]["budget_epochs"]
-        curve = [statistics.fmean(r["curve"][e][("cosine", 16.0)] for r in runs) for e in epochs]
-        axes[2].plot([e * steps_per_epoch for e in epochs], curve, label=method)
-    for ax, title in zip(
-        axes, ("cosine distance at the converged epoch", "relative L2 error at the converged epoch")
-    ):
+        color = axes[0].lines[-1].get_color()
+        for r in runs:  # every run, as long as it trained
+            steps_per_epoch = r["budget_steps"] / r["budget_epochs"]
+            epochs = sorted(r["curve"])
+            curve = [r["curve"][e][("cosine", 16.0)] for e in epochs]
+            axes[2].plot(
+                [e * steps_per_epoch for e in epochs],
+                curve,
+                color=color,
+                lw=0.8,
+                label=method if r is runs[0] else None,
+            )
+    titles = ("cosine distance at the best held-out epoch", "relative L2 error there")
+    for ax, title in zip(axes[:2], titles, strict=True):
         ax.set_xscale("log")
         ax.set_xlabel("alpha (variance of N(0, alpha I), z-scored units)")
         ax.set_title(title)
     axes[1].set_yscale("log")
     axes[2].set_xlabel("training step")
-    axes[2].set_title("cosine distance at alpha = 16 during training")
+    axes[2].set_title("cosine distance at alpha = 16, each run")
     for ax in axes:
         ax.legend(fontsize=8)
-    figure.suptitle(f"Shekel, n_samples={base}: mean over seeds", fontsize=10)
+    figure.suptitle(f"Shekel, n_samples={base}; left and middle: mean over seeds", fontsize=10)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
 
@@ -270,7 +276,7 @@ def main() -> None:
         parser.error("--out is required (unless --not-stopped)")
     main_rows = [r for r in rows if r["n_samples"] == args.base]
     budget = max(r["budget_epochs"] for r in main_rows)
-    epochs = tuple(e for e in (5, 20, 50, 100, 200, 400, 700) if e <= budget)
+    epochs = tuple(e for e in (5, 20, 50, 100, 200, 300, 450, 600) if e <= budget)
     command = f"python benchmarks/figure1.py --root {args.root} --out {args.out}"
     lines = [
         f"Generated by `{command}` from the runs' event files.",
@@ -279,33 +285,34 @@ def main() -> None:
         "",
         *convergence_table(rows),
         "",
-        f"### Gradient error at the converged epoch (n_samples={args.base}): mean cosine distance",
+        f"### Gradient error at the best held-out epoch (n_samples={args.base}): cosine distance",
         "",
         *error_table(main_rows, "cosine"),
         "",
-        f"### Gradient error at the converged epoch (n_samples={args.base}): mean relative L2 error",
+        f"### Gradient error at the best held-out epoch (n_samples={args.base}): relative L2 error",
         "",
         *error_table(main_rows, "rel_l2"),
         "",
-        f"### The same at the end of the budget ({budget} epochs): cosine distance",
+        "### The same at the end of each run's budget (above): cosine distance",
         "",
         *error_table(main_rows, "cosine", "last_"),
         "",
-        f"### The same at the end of the budget ({budget} epochs): relative L2 error",
+        "### The same at the end of each run's budget (above): relative L2 error",
         "",
         *error_table(main_rows, "rel_l2", "last_"),
         "",
     ]
     for alpha in (1.0, 16.0):
         lines += [
-            f"### With training (n_samples={args.base}, alpha={alpha:g}): cosine / relative L2, mean over seeds",
+            f"### With training (n_samples={args.base}, alpha={alpha:g}): cosine / relative L2, "
+            "mean over seeds",
             "",
             *steps_table(main_rows, alpha, epochs),
             "",
         ]
     for alpha in (1.0, 16.0):
         lines += [
-            f"### With the amount of data (converged epoch, alpha={alpha:g}): cosine / relative L2",
+            f"### With the amount of data (best held-out epoch, alpha={alpha:g}): cosine / rel. L2",
             "",
             *data_table(rows, alpha),
             "",
