@@ -140,7 +140,7 @@ def _methods(rows: list[dict]) -> list[str]:
 def convergence_table(rows: list[dict]) -> list[str]:
     lines = [
         "| data (n_samples) | method | seeds | best held-out epoch (step) | stopped at epoch "
-        "| budget |",
+        "| budget: epochs (steps) |",
         "|---|---|---|---|---|---|",
     ]
     for n in sorted({r["n_samples"] for r in rows}):
@@ -152,7 +152,7 @@ def convergence_table(rows: list[dict]) -> list[str]:
             stopped = ", ".join(
                 str(r["stopped_epoch"]) if r["stopped_epoch"] != "" else "not" for r in runs
             )
-            budget = f"{runs[0]['budget_epochs']} epochs ({runs[0]['budget_steps']} steps)"
+            budget = ", ".join(f"{r['budget_epochs']} ({r['budget_steps']})" for r in runs)
             lines.append(f"| {n} | {method} | {len(runs)} | {best} | {stopped} | {budget} |")
     return lines
 

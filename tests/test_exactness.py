@@ -116,3 +116,27 @@ def test_gradient_matching_alone_with_an_exact_line_integral_recovers_a_quadrati
         assert errors[alpha][0] < 0.1, f"alpha={alpha}: cosine distance {errors[alpha][0]:.4f}"
     for alpha in (0.25, 1.0):  # measured 0.28, 0.23: the magnitude is learned slowly (see the docs)
         assert errors[alpha][1] < 0.5, f"alpha={alpha}: relative L2 {errors[alpha][1]:.3f}"
+
+
+def test_on_shekel_pairs_the_papers_loss_prefers_a_flat_surrogate_to_the_true_function():
+    """Why gradient matching misses Shekel's gradient (docs/synthetic/README.md, section 3).
+
+    Trajectory pairs lie 2.7 data-stds apart on average, across Shekel's peaks; 5 points of a left
+    Riemann sum cannot integrate its gradient over that, so the true function's loss is thousands
+    of times a constant's. The exact integral ``g(v) - g(u)`` gives the truth zero.
+    """
+    from lightning_matchopt.models.losses import endpoint_matching_loss, gradient_matching_loss
+
+    datamodule = MatchOptDataModule("shekel", n_bins=128, seed=0)
+    datamodule.setup("fit")
+    x, y = next(iter(datamodule.train_dataloader()))
+    x, y = x.reshape(-1, *x.shape[-2:]).double(), y.reshape(-1, y.shape[-1]).double()
+    pairs = (x[:, :-1].reshape(-1, 4), x[:, 1:].reshape(-1, 4), y[:, :-1].ravel(), y[:, 1:].ravel())
+
+    def truth(z):
+        x_design = datamodule.denormalize_x(z.double())
+        return (datamodule.task.value(x_design) - datamodule.y_mean) / datamodule.y_std
+
+    constant = float(((pairs[3] - pairs[2]) ** 2).mean())
+    assert float(gradient_matching_loss(truth, *pairs, 5, "left")) > 100 * constant
+    assert float(endpoint_matching_loss(truth, *pairs)) < 1e-10
