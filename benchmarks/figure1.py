@@ -34,7 +34,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 PATIENCE = 20  # held-out checks (of 5 epochs each) without a new minimum
 ALPHAS = (0.25, 1.0, 4.0, 16.0)
-METHODS = ("matchopt", "regression", "gm-only", "gm-only-midpoint")
+METHODS = ("matchopt", "regression", "gm-only", "matchopt-exact")  # table order
 TAG = re.compile(r"diag/grad_(cosine|rel_l2)_a(.+)")
 
 
