@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 
-@pytest.mark.parametrize("page", ["docs/results.md", "README.md"])
+@pytest.mark.parametrize("page", ["docs/results.md", "README.md", "docs/synthetic/README.md"])
 def test_results_tables_are_the_generated_files(page):
     text = (REPO / page).read_text()
     blocks = re.findall(r"<!-- generated from (\S+) -->\n(.*?)<!-- end -->", text, re.S)

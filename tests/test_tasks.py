@@ -62,7 +62,7 @@ def test_missing_and_corrupt_files_are_named(tmp_path, monkeypatch):
 
 
 def test_registry_names_known_tasks():
-    with pytest.raises(ConfigError, match="unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, rosenbrock, shekel, superconductor, tfbind10, tfbind8"):
+    with pytest.raises(ConfigError, match="unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, linear, quadratic, rosenbrock, shekel, superconductor, tfbind10, tfbind8"):
         make_task("tfbind9")
     assert isinstance(make_task("TFBind8-Exact-v0", data_root="x"), TFBind8)
     with pytest.raises(ConfigError, match="bad options for task 'shekel'"):
@@ -84,7 +84,7 @@ def test_synthetic_gradients_match_finite_differences(task):
 def test_synthetic_offline_set_is_the_bottom_half_and_normalized_to_the_optimum():
     task = Shekel(n_samples=1000)
     assert len(task.data.x) == 500
-    assert task.normalize_score(task.oracle(np.full((1, 4), 4.0)))[0] == pytest.approx(1.0)
+    assert task.normalize_score(task.oracle(np.array([Shekel.OPTIMIZER])))[0] == pytest.approx(1.0)
     assert task.normalize_score(np.array([task.data.y_min]))[0] == 0.0
 
 

@@ -23,7 +23,7 @@ from lightning_matchopt.tasks.design_bench import TFBind8, TFBind10
 from lightning_matchopt.tasks.files import FilesTask
 
 _SYNTHETIC = "lightning_matchopt.tasks.synthetic"
-_LAZY = {"Shekel": _SYNTHETIC, "Ackley": _SYNTHETIC, "Rosenbrock": _SYNTHETIC, "SyntheticTask": _SYNTHETIC}
+_LAZY = {name: _SYNTHETIC for name in ("Shekel", "Ackley", "Rosenbrock", "Linear", "Quadratic", "SyntheticTask")}
 
 
 class _Registry(Mapping):
@@ -52,6 +52,8 @@ TASKS: Mapping[str, type[Task]] = _Registry({
     "shekel": "Shekel",
     "ackley": "Ackley",
     "rosenbrock": "Rosenbrock",
+    "linear": "Linear",
+    "quadratic": "Quadratic",
 })
 ALIASES = {
     "TFBind8-Exact-v0": "tfbind8",
@@ -94,6 +96,8 @@ __all__ = [
     "ContinuousDesignBenchTask",
     "DKittyMorphology",
     "HopperController",
+    "Linear",
+    "Quadratic",
     "Superconductor",
     "FilesTask",
     "OfflineData",
