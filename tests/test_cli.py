@@ -125,7 +125,8 @@ def test_shipped_configs_by_name_from_any_folder_without_noise(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(next(tmp_path.glob("runs/shekel/lightning_logs/version_0/results.json")).read_text())
     assert results["final"] and results["task"] == "shekel"
-    assert "gm_weight: 0.0" in (tmp_path / "runs/shekel/lightning_logs/version_0/config.yaml").read_text()
+    saved = (tmp_path / "runs/shekel/lightning_logs/version_0/config.yaml").read_text()
+    assert "lightning_matchopt.models.Regression" in saved and "GradientMatching" not in saved  # the overlay's terms
     for noise in ("LeafSpec", "Tip:", "litlogger", "litmodels"):
         assert noise not in result.stdout + result.stderr
 
