@@ -30,12 +30,18 @@ def share(n: int, rank: int, world: int) -> slice:
     return slice(n * rank // world, n * (rank + 1) // world)
 
 
-def points(x: torch.Tensor, y: torch.Tensor, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """This rank's share of every member's rows, member-major ``(K * n, d)``, and the rows per member."""
+def points(
+    x: torch.Tensor, y: torch.Tensor, rank: int, world: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """This rank's share of every member's rows, member-major ``(K * n, d)``, and rows a member."""
     k, d = x.shape[0], x.shape[-1]
     n_points = x.shape[1] * x.shape[2]
     rows = share(n_points, rank, world)
-    return x.reshape(k, -1, d)[:, rows].reshape(-1, d), y.reshape(k, -1)[:, rows].reshape(-1), n_points
+    return (
+        x.reshape(k, -1, d)[:, rows].reshape(-1, d),
+        y.reshape(k, -1)[:, rows].reshape(-1),
+        n_points,
+    )
 
 
 class Objective:
@@ -48,7 +54,9 @@ class Objective:
             raise ConfigError(f"{type(self).__name__}: weight must be >= 0, got {weight}")
         self.weight = weight
 
-    def __call__(self, surrogate, x: torch.Tensor, y: torch.Tensor, rank: int = 0, world: int = 1) -> torch.Tensor:
+    def __call__(
+        self, surrogate, x: torch.Tensor, y: torch.Tensor, rank: int = 0, world: int = 1
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -63,19 +71,28 @@ class GradientMatching(Objective):
 
     name = "gm"
 
-    def __init__(self, weight: float = 1.0, integration_steps: int = 5, quadrature: str = "left") -> None:
+    def __init__(
+        self, weight: float = 1.0, integration_steps: int = 5, quadrature: str = "left"
+    ) -> None:
         super().__init__(weight)
         if integration_steps < 1:
-            raise ConfigError(f"GradientMatching: integration_steps must be >= 1, got {integration_steps}")
+            raise ConfigError(
+                f"GradientMatching: integration_steps must be >= 1, got {integration_steps}"
+            )
         if quadrature not in (*QUADRATURES, "exact"):
-            raise ConfigError(f"GradientMatching: unknown quadrature {quadrature!r}; use one of {', '.join(QUADRATURES)}, exact")
+            raise ConfigError(
+                f"GradientMatching: unknown quadrature {quadrature!r}; "
+                f"use one of {', '.join(QUADRATURES)}, exact"
+            )
         self.integration_steps, self.quadrature = integration_steps, quadrature
 
     def matching_sum(self, surrogate, x_u, x_v, y_u, y_v) -> torch.Tensor:
         """Sum over pairs of the squared error of the predicted differences."""
         if self.quadrature == "exact":
             return endpoint_matching_loss(surrogate, x_u, x_v, y_u, y_v, reduction="sum")
-        return gradient_matching_loss(surrogate, x_u, x_v, y_u, y_v, self.integration_steps, self.quadrature, "sum")
+        return gradient_matching_loss(
+            surrogate, x_u, x_v, y_u, y_v, self.integration_steps, self.quadrature, "sum"
+        )
 
     def __call__(self, surrogate, x, y, rank=0, world=1):
         k, d = x.shape[0], x.shape[-1]
@@ -88,7 +105,7 @@ class GradientMatching(Objective):
 
 
 class Regression(Objective):
-    """Squared error of ``g(x)`` against ``y`` on every row (MATCH-OPT's Eq. 14; the Grad. baselines' MSE)."""
+    """Squared error of ``g(x)`` against ``y`` on every row (MATCH-OPT's Eq. 14; an MSE fit)."""
 
     name = "reg"
 
@@ -109,7 +126,8 @@ class GaussianLikelihood(Objective):
     def __call__(self, surrogate, x, y, rank=0, world=1):
         if not callable(getattr(surrogate, "distribution", None)):
             raise ConfigError(
-                f"GaussianLikelihood needs a surrogate that predicts a distribution, not {type(surrogate).__name__}: "
+                "GaussianLikelihood needs a surrogate that predicts a distribution, "
+                f"not {type(surrogate).__name__}: "
                 "use model.surrogate: lightning_matchopt.models.GaussianMLP"
             )
         x_points, y_points, n_points = points(x, y, rank, world)
@@ -127,12 +145,14 @@ class _RankingObjective(Objective):
         k, n_lists, m, d = x.shape
         lists = share(n_lists, rank, world)
         x_lists, y_lists = x[:, lists], y[:, lists]
-        scores = surrogate(x_lists.reshape(-1, d)).reshape(-1, m)  # member-major rows keep each list in its member
+        scores = surrogate(x_lists.reshape(-1, d)).reshape(
+            -1, m
+        )  # member-major rows keep each list in its member
         return self.list_losses(scores, y_lists.reshape(-1, m)) * world / n_lists
 
 
 class ListNet(_RankingObjective):
-    """RaM's ListNet: cross-entropy of the lists' top-one probabilities (``losses.listnet_loss``)."""
+    """RaM's ListNet: cross-entropy of the lists' top-one probabilities (``listnet_loss``)."""
 
     name = "listnet"
 
@@ -141,7 +161,7 @@ class ListNet(_RankingObjective):
 
 
 class RankCosine(_RankingObjective):
-    """RaM's RankCosine: ``1 - Pearson`` of scores and ``y`` within each list (``losses.rankcosine_loss``)."""
+    """RaM's RankCosine: ``1 - Pearson`` of scores and ``y`` within each list."""
 
     name = "rankcosine"
 
@@ -150,7 +170,7 @@ class RankCosine(_RankingObjective):
 
 
 class Conservative(Objective):
-    """COMs' conservative term: ``g(x_adv) - g(x)`` at the designs the surrogate's own ascent reaches.
+    """COMs' conservative term: ``g(x_adv) - g(x)``, ``x_adv`` where the surrogate's ascent leads.
 
     Args:
         weight: the term's weight (COMs: a fixed 1.0 here; their code tunes it by a Lagrangian).
@@ -163,12 +183,18 @@ class Conservative(Objective):
     def __init__(self, weight: float = 1.0, steps: int = 50, step_size: float = 0.05) -> None:
         super().__init__(weight)
         if steps < 0 or not step_size > 0:
-            raise ConfigError(f"Conservative: steps must be >= 0 and step_size > 0, got {steps}, {step_size}")
+            raise ConfigError(
+                f"Conservative: steps must be >= 0 and step_size > 0, got {steps}, {step_size}"
+            )
         self.steps, self.step_size = steps, step_size
 
     def __call__(self, surrogate, x, y, rank=0, world=1):
         x_points, _, n_points = points(x, y, rank, world)
-        return conservative_penalty(surrogate, x_points, self.steps, self.step_size, "sum") * world / n_points
+        return (
+            conservative_penalty(surrogate, x_points, self.steps, self.step_size, "sum")
+            * world
+            / n_points
+        )
 
 
 __all__ = [

@@ -29,7 +29,9 @@ from lightning_matchopt.errors import ConfigError
 Layer = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]
 
 
-def through_activation(tangent: torch.Tensor, hidden: torch.Tensor, negative_slope: float) -> torch.Tensor:
+def through_activation(
+    tangent: torch.Tensor, hidden: torch.Tensor, negative_slope: float
+) -> torch.Tensor:
     """LeakyReLU's JVP: the tangent times the slope, read off the sign of the activation.
 
     Positive slope: the activation has the sign of its input. This ATen kernel is several times
@@ -64,7 +66,12 @@ class MLPSurrogate(nn.Module):
 
     ensemble_size = 1
 
-    def __init__(self, input_dim: int, hidden_dims: Sequence[int] = (512, 128, 32), negative_slope: float = 0.3):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int] = (512, 128, 32),
+        negative_slope: float = 0.3,
+    ):
         super().__init__()
         self.negative_slope = negative_slope
         layers: list[nn.Module] = []
@@ -79,11 +86,13 @@ class MLPSurrogate(nn.Module):
         return self.net(x).squeeze(-1)
 
     def members(self, x: torch.Tensor) -> torch.Tensor:
-        """``(1, B)``: the one-member view shared with ``EnsembleMLP.members`` (the search uses it)."""
+        """``(1, B)``: the one-member view shared with ``EnsembleMLP.members`` (for the search)."""
         return self(x).unsqueeze(0)
 
-    def line_derivatives(self, x_u: torch.Tensor, delta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Directional derivatives ``delta_p . grad g(x_u[p] + t_i delta_p)``, shape ``(len(t), P)``.
+    def line_derivatives(
+        self, x_u: torch.Tensor, delta: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        """Directional derivatives ``delta_p . grad g(x_u[p] + t_i delta_p)``, ``(len(t), P)``.
 
         Exact and cheaper than a generic JVP: the primal pass runs without autograd (it only
         gives the activation slopes) and the first layer's products with ``x_u`` and ``delta``
@@ -91,12 +100,23 @@ class MLPSurrogate(nn.Module):
         """
         linears = [m for m in self.net if isinstance(m, nn.Linear)]
         first = linears[0]
-        tangent = F.linear(delta, first.weight)  # (P, h): the same for every node t before the slopes
+        tangent = F.linear(
+            delta, first.weight
+        )  # (P, h): the same for every node t before the slopes
         with torch.no_grad():
-            pre = torch.addcmul(F.linear(x_u, first.weight, first.bias), t[:, None, None], tangent.detach())
-            hidden = F.leaky_relu_(pre, self.negative_slope)  # same sign as pre: it gives the slopes
-        layers = [(partial(F.linear, weight=m.weight, bias=m.bias), partial(F.linear, weight=m.weight)) for m in linears[1:-1]]
-        tangent = tangent_through_layers(tangent.unsqueeze(0).expand_as(hidden), hidden, layers, self.negative_slope)
+            pre = torch.addcmul(
+                F.linear(x_u, first.weight, first.bias), t[:, None, None], tangent.detach()
+            )
+            hidden = F.leaky_relu_(
+                pre, self.negative_slope
+            )  # same sign as pre: it gives the slopes
+        layers = [
+            (partial(F.linear, weight=m.weight, bias=m.bias), partial(F.linear, weight=m.weight))
+            for m in linears[1:-1]
+        ]
+        tangent = tangent_through_layers(
+            tangent.unsqueeze(0).expand_as(hidden), hidden, layers, self.negative_slope
+        )
         return F.linear(tangent, linears[-1].weight).squeeze(-1)
 
 
@@ -125,17 +145,25 @@ class GaussianMLP(nn.Module):
         from lightning_matchopt.models.ensemble import EnsembleMLP
 
         if initialization not in ("glorot", "torch"):
-            raise ConfigError(f"unknown model.surrogate.initialization {initialization!r}; use 'glorot' or 'torch'")
+            raise ConfigError(
+                f"unknown model.surrogate.initialization {initialization!r}; "
+                "use 'glorot' or 'torch'"
+            )
         if not 0 < initial_min_std < initial_max_std:
             raise ConfigError(
-                f"model.surrogate needs 0 < initial_min_std < initial_max_std, got {initial_min_std}, {initial_max_std}"
+                "model.surrogate needs 0 < initial_min_std < initial_max_std, "
+                f"got {initial_min_std} and {initial_max_std}"
             )
         self.ensemble_size = ensemble_size
-        self.trunk = EnsembleMLP(input_dim, hidden_dims, negative_slope, ensemble_size, out_features=2)
+        self.trunk = EnsembleMLP(
+            input_dim, hidden_dims, negative_slope, ensemble_size, out_features=2
+        )
         if initialization == "glorot":
-            for weight, bias in zip(self.trunk.weights, self.trunk.biases):
+            for weight, bias in zip(self.trunk.weights, self.trunk.biases, strict=True):
                 with torch.no_grad():
-                    for member in weight:  # (in, out): Glorot's bound is symmetric in fan in and out
+                    for (
+                        member
+                    ) in weight:  # (in, out): Glorot's bound is symmetric in fan in and out
                         nn.init.xavier_uniform_(member)
                     bias.zero_()
         self.max_logstd = nn.Parameter(torch.full((ensemble_size, 1), math.log(initial_max_std)))
