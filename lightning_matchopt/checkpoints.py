@@ -168,7 +168,7 @@ def check_checkpoint_fits(ckpt_path: str | None, model: L.LightningModule, datam
         if expected.get(key) != saved.get(key):
             raise CheckpointError(
                 f"checkpoint {path} holds another surrogate ({key}: {saved.get(key)} in the file, "
-                f"{expected.get(key)} here; another input width or model.hidden_dims): {fresh}"
+                f"{expected.get(key)} here; another input width or model.surrogate): {fresh}"
             )
 
 

@@ -136,7 +136,11 @@ class GaussianLikelihood(Objective):
 
 
 class _RankingObjective(Objective):
-    """A listwise loss over each group (a list of offline rows); lists are split across ranks."""
+    """A listwise loss over each group (a list of offline rows); lists are split across ranks.
+
+    Under DDP every rank needs a list of its own (``data.lists.lists_per_batch`` >= processes):
+    a rank without one would leave every parameter without a gradient.
+    """
 
     def list_losses(self, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
