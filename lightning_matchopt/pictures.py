@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from lightning_matchopt import compat
+
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
@@ -100,7 +102,7 @@ def quiet_default_hp_metric(trainer: L.Trainer) -> None:
     (``write_hparams``) must be the only one.
     """
     for logger in _tensorboards(trainer):
-        logger._default_hp_metric = False
+        compat.disable_default_hp_metric(logger)
 
 
 def write_hparams(trainer: L.Trainer, params: Mapping[str, Any], metric_tags: list[str]) -> None:
@@ -111,7 +113,7 @@ def write_hparams(trainer: L.Trainer, params: Mapping[str, Any], metric_tags: li
     for logger in _tensorboards(trainer):
         # Only the metric names go into the session; TensorBoard reads their values from the scalars.
         experiment, start, end = hparams(flat, dict.fromkeys(metric_tags, 0.0))
-        writer = logger.experiment._get_file_writer()
+        writer = compat.file_writer(logger)
         for summary in (experiment, start, end):
             writer.add_summary(summary)
         writer.flush()

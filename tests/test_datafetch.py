@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from hub_server import Files, serve
 
-from lightning_matchopt import datafetch
+from lightning_matchopt import fetching as datafetch
+from lightning_matchopt.commands import data as data_command
+from lightning_matchopt.fetching import manifest as manifest_module
 from lightning_matchopt.errors import DataError
 
 pytest.importorskip("huggingface_hub")
 pytest.importorskip("pooch")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "design_bench_data"
 TF8 = ["tf_bind_8-SIX6_REF_R1/tf_bind_8-x-0.npy", "tf_bind_8-SIX6_REF_R1/tf_bind_8-y-0.npy"]
 ANT_X, ANT_Y, ANT_POLICY = (
     "ant_morphology/ant_morphology-x-0.npy",
@@ -33,15 +34,10 @@ HOPPER = [
 
 
 @pytest.fixture(scope="module")
-def shared_root() -> Path:
-    for root in (os.environ.get("MATCHOPT_DATA_ROOT"), SHARED):
-        if (
-            root
-            and (Path(root) / "tf_bind_8-SIX6_REF_R1").is_dir()
-            and (Path(root) / "superconductor").is_dir()
-        ):
-            return Path(root)
-    pytest.skip(f"Design-Bench data not found under {SHARED} or $MATCHOPT_DATA_ROOT")
+def shared_root(data_root) -> Path:
+    if not (data_root / "superconductor").is_dir():
+        pytest.skip(f"Superconductor's files not found under {data_root}")
+    return data_root
 
 
 def _y(n: int, low: float, high: float, seed: int) -> np.ndarray:
@@ -172,13 +168,13 @@ def test_check_the_shared_folder(shared_root, capsys):
     assert len(tf10) == 168 and all(s.ok and s.path.name.endswith(".npy.gz") for s in tf10)
     root = str(shared_root)
     assert (
-        datafetch.main(
+        data_command.main(
             ["check", "--fast", "--data-root", root, "tfbind8", "tfbind10", "superconductor"]
         )
         == 0
     )
     assert "all 3 task(s) complete" in capsys.readouterr().out
-    assert datafetch.main(["check", "--fast", "--data-root", root]) == 1
+    assert data_command.main(["check", "--fast", "--data-root", root]) == 1
     out = capsys.readouterr().out
     assert "matchopt data fetch --data-root" in out and out.rstrip().endswith("hopper ant dkitty")
 
@@ -237,6 +233,7 @@ def test_hub_fetch_into_empty_root(tmp_path, hub, shared_root):
     assert hub.requests == []
 
 
+@pytest.mark.slow
 def test_unpublished_files_are_checked_by_structure_then_locked(tmp_path, hub, capsys):
     pytest.importorskip("mujoco")
     root = tmp_path / "data"
@@ -247,7 +244,7 @@ def test_unpublished_files_are_checked_by_structure_then_locked(tmp_path, hub, c
         len(lock) == 6
         and lock[ANT_X]["sha256"] == hashlib.sha256((root / ANT_X).read_bytes()).hexdigest()
     )
-    assert datafetch.main(["check", "--data-root", str(root), "ant", "dkitty"]) == 0
+    assert data_command.main(["check", "--data-root", str(root), "ant", "dkitty"]) == 0
     capsys.readouterr()
     # The Ant oracle runs on what was fetched, with no further step.
     from lightning_matchopt.tasks import make_task
@@ -261,7 +258,7 @@ def test_unpublished_files_are_checked_by_structure_then_locked(tmp_path, hub, c
     (root / ANT_X).write_bytes(bytes(data))
     status = datafetch.check_task("ant", root)[0]
     assert status.state == "wrong sha256" and datafetch.LOCK_NAME in status.detail
-    assert datafetch.main(["check", "--data-root", str(root), "ant"]) == 1
+    assert data_command.main(["check", "--data-root", str(root), "ant"]) == 1
     assert "changed since its first fetch" in capsys.readouterr().out
     assert [r.action for r in datafetch.fetch_task("ant", root, hub.source)] == [
         "downloaded",
@@ -311,7 +308,7 @@ def test_hopper_needs_the_pinned_sha256(tmp_path, hub, standins, monkeypatch):
     manifest["hopper"] = [
         dataclasses.replace(e, sha256=h) for e, h in zip(manifest["hopper"], pinned, strict=True)
     ]
-    monkeypatch.setattr(datafetch, "load_manifest", lambda: manifest)
+    monkeypatch.setattr(manifest_module, "load_manifest", lambda: manifest)
     hub.requests.clear()
     hub.cut[HOPPER[0]] = (
         30_000_000  # the 66 MB file is cut once: the hub client resumes from its last chunk
@@ -374,6 +371,7 @@ def test_hub_errors_name_the_fix(tmp_path, hub):
         )
 
 
+@pytest.mark.slow
 def test_cli_fetch_through_hf_endpoint(tmp_path, hub):
     """The command a user runs, in a fresh process: the hub client reads HF_ENDPOINT on import."""
     root = tmp_path / "data"
@@ -381,7 +379,7 @@ def test_cli_fetch_through_hf_endpoint(tmp_path, hub):
     command = [
         sys.executable,
         "-m",
-        "lightning_matchopt.datafetch",
+        "lightning_matchopt.commands.data",
         "fetch",
         "--data-root",
         str(root),
@@ -438,7 +436,7 @@ def test_file_url(tmp_path, shared_root):
 
 
 def test_cli(tmp_path, mirror, shared_root, capsys, monkeypatch):
-    assert datafetch.main(["list"]) == 0
+    assert data_command.main(["list"]) == 0
     out = capsys.readouterr().out
     assert " 168 " in out and "structure, then sha256 locked on first fetch" in out
     empty = tmp_path / "empty"
@@ -447,33 +445,33 @@ def test_cli(tmp_path, mirror, shared_root, capsys, monkeypatch):
         ["check", "--data-root", str(empty), "tfbind9"],
         ["fetch", "--base-url", mirror.url, "--data-root", str(empty), "tfbind8", "nope"],
     ):
-        assert datafetch.main(argv) == 2
+        assert data_command.main(argv) == 2
         line = _error_line(capsys)
         assert "unknown task" in line and "known tasks: ant, dkitty, hopper" in line
     assert mirror.requests == []  # names are checked before anything is downloaded
-    assert datafetch.main(["fetch", "--base-url", mirror.url, "--revision", "v1", "tfbind8"]) == 2
+    assert data_command.main(["fetch", "--base-url", mirror.url, "--revision", "v1", "tfbind8"]) == 2
     assert "use them with --source hf" in _error_line(capsys)
-    assert datafetch.main(["fetch", "--source", "hf", "--base-url", mirror.url, "tfbind8"]) == 2
+    assert data_command.main(["fetch", "--source", "hf", "--base-url", mirror.url, "tfbind8"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
 
     root = tmp_path / "fetched"
     assert (
-        datafetch.main(["fetch", "--base-url", mirror.url, "--data-root", str(root), "tfbind8"])
+        data_command.main(["fetch", "--base-url", mirror.url, "--data-root", str(root), "tfbind8"])
         == 0
     )
     assert "tfbind8: 2 file(s) ok" in capsys.readouterr().out
     monkeypatch.setenv("MATCHOPT_DATA_ROOT", str(root))  # the default data root
-    assert datafetch.main(["check", "tfbind8"]) == 0
+    assert data_command.main(["check", "tfbind8"]) == 0
     capsys.readouterr()
     mirror.corrupt.add(TF8[1])
     (root / TF8[1]).unlink()
-    assert datafetch.main(["fetch", "-q", "--base-url", mirror.url, "tfbind8"]) == 2
+    assert data_command.main(["fetch", "-q", "--base-url", mirror.url, "tfbind8"]) == 2
     assert TF8[1] in _error_line(capsys)
 
 
 def test_missing_library_is_one_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
-    assert datafetch.main(["fetch", "--data-root", str(tmp_path), "tfbind8"]) == 2
+    assert data_command.main(["fetch", "--data-root", str(tmp_path), "tfbind8"]) == 2
     assert _error_line(capsys).endswith(
         "fetch needs huggingface_hub: pip install 'lightning_matchopt[fetch]'"
     )

@@ -16,6 +16,8 @@ from lightning_matchopt.tasks import Shekel
 from lightning_matchopt.cli import main
 from test_cli import EXPECTED_TAGS, log_dir, run_cli
 
+pytestmark = pytest.mark.slow  # two-process DDP runs
+
 
 def fit(root, *extra):
     result = run_cli(

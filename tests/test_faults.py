@@ -81,6 +81,7 @@ def test_hanging_oracle_is_stopped_by_the_timeout(files_run, tmp_path, capsys, m
     assert (log_dir(tmp_path / "run") / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_hopper_workers_that_outlive_the_timeout_are_stopped(tmp_path, capsys):
     pytest.importorskip("gymnasium")
     rng = np.random.default_rng(0)
@@ -92,6 +93,7 @@ def test_hopper_workers_that_outlive_the_timeout_are_stopped(tmp_path, capsys):
     assert "failed in the final search (epoch 1): OracleError: hopper: the episodes did not finish within 0.1 s" in line
 
 
+@pytest.mark.slow
 def test_ddp_ranks_agree_on_an_oracle_that_fails_on_one_rank(files_run, tmp_path):
     env = {**os.environ, "MATCHOPT_TEST_ORACLE": "crash_on_rank1", "PYTHONPATH": TESTS}
     args = files_run("ddp", "--search.every_n_epochs=1", "--trainer.devices=2", "--trainer.strategy=ddp",

@@ -22,6 +22,7 @@ def test_mean_normalized_rank():
     assert mean_normalized_ranks(rows, ["x", "y"], ["a", "b"], "score_100th")["x"] == 1.5
 
 
+@pytest.mark.slow
 def test_grid_runs_in_parallel_resumes_and_writes_the_table(tmp_path, capsys):
     args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt", "methods/regression", "--seeds", "0", "1",
             "--root", str(tmp_path), "--workers", "2", "--", "--trainer.max_epochs=1", "--search.trace_every=10"]
@@ -80,6 +81,7 @@ def test_earlier_runs_fill_missing_cells_and_are_marked(tmp_path):
     assert "0.850 ± 0.050 / 0.550 ± 0.050 (n=2, 2 from an earlier grid†)" in table and f"† runs read from an earlier grid's {earlier}" in table
 
 
+@pytest.mark.slow
 def test_an_overlay_that_differs_only_in_search_reuses_the_trained_surrogates(tmp_path, capsys):
     """The lcb cells search with the ensemble cells' last.ckpt: no second training, the scores of a full fit."""
     args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt-ensemble", "methods/matchopt-ensemble-lcb",

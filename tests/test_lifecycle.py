@@ -176,6 +176,7 @@ def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
         (["validate"], "matchopt validate needs --ckpt_path"),
         (["predict", f"--ckpt_path={last}", f"--data.predict_path={tmp_path / 'wide.csv'}"],
          "holds designs of shape (5,), but task 'shekel' has designs of shape (4,)"),
+        (["predict", f"--ckpt_path={last}", f"--data.predict_path={tmp_path / 'missing.csv'}"], "missing.csv"),
         (["validate", f"--ckpt_path={last}", "--data.task=ackley", "--data.task_options={dim: 4}"],
          f"checkpoint {last} was trained on task 'shekel', not 'ackley': pass the config it was trained with"),
         (["validate", f"--ckpt_path={last}", "--data.val_fraction=0"], None),  # the checkpoint's split wins
@@ -184,13 +185,16 @@ def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
         if message is None:
             matchopt(root, *args)
             continue
+        runs = sorted(root.glob("lightning_logs/version_*"))
         with pytest.raises(SystemExit) as exit_info:
             matchopt(root, *args)
         assert exit_info.value.code == 2
         last_line = capsys.readouterr().err.strip().splitlines()[-1]
         assert last_line.startswith("matchopt: error: ") and message in last_line, last_line
+        assert sorted(root.glob("lightning_logs/version_*")) == runs, "a failed command left a run folder"
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
     _, log_dir = trained
     result = run_cli("predict", "--config", str(TINY_CONFIG), "--data.task=ackley", "--data.task_options={dim: 6}",

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # executes the notebooks
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 

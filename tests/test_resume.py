@@ -15,6 +15,8 @@ from lightning.pytorch.callbacks import Callback
 from conftest import REPO, TINY_CONFIG
 from test_cli import log_dir, run_cli
 
+pytestmark = pytest.mark.slow  # matchopt fit in subprocesses, killed and resumed; SLURM and DDP
+
 ARGS = ["--config", str(TINY_CONFIG), "--trainer.max_epochs=12", "--search.every_n_epochs=4"]
 SCORES = ("score_100th", "score_50th", "score_mean", "predicted_mean")
 
@@ -46,6 +48,19 @@ class RequeueSignalWhileTheWriterIsLocked(Callback):
             with trainer.logger.experiment._get_file_writer().event_writer._async_writer._lock:
                 os.kill(os.getpid(), signal.SIGUSR1)
                 time.sleep(0.5)  # a handler that runs at once runs here
+
+
+class LateGlooWorkerAtExit(Callback):
+    """A collective whose gloo worker thread is still busy with Python when the run ends.
+
+    The worst moment for a rank's exit: left to the interpreter's shutdown, that thread needs the
+    GIL of a finalizing interpreter and the rank aborts ("terminate called without an active
+    exception", SIGABRT) instead of exiting with its status.
+    """
+
+    def on_exception(self, trainer, pl_module, exception):
+        work = torch.distributed.all_reduce(torch.ones(1), async_op=True)  # every rank gets here
+        work.get_future().then(lambda future: time.sleep(1.0))  # runs on the gloo worker thread
 
 
 def interrupt(root, send, env=None, extra=()):
@@ -153,13 +168,19 @@ def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
 
 
 def test_slurm_requeue_signal_to_one_ddp_rank_is_handled_by_all_at_the_same_batch(tmp_path):
-    """Under DDP the requeue handler saves a checkpoint (a collective): a signal to one rank must not hang the others."""
+    """Under DDP the requeue handler saves a checkpoint (a collective): a signal to one rank must not hang the others.
+
+    Both ranks then stop on SIGTERM with status 143 even when a gloo worker thread is still busy
+    as they exit (``LateGlooWorkerAtExit``).
+    """
     root = tmp_path / "run"
-    env = slurm_env(tmp_path, "4243", SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="2", MASTER_PORT=str(29500 + os.getpid() % 1000))
+    env = slurm_env(tmp_path, "4243", SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="2", MASTER_PORT=str(29500 + os.getpid() % 1000),
+                    PYTHONPATH=str(REPO / "tests"))
+    late_worker = f"--trainer.callbacks+={__name__}.{LateGlooWorkerAtExit.__name__}"
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "lightning_matchopt", "fit", *ARGS, "--trainer.max_epochs=100",  # stopped long before
-             f"--trainer.default_root_dir={root}", "--trainer.devices=2", "--trainer.strategy=ddp"],
+             f"--trainer.default_root_dir={root}", "--trainer.devices=2", "--trainer.strategy=ddp", late_worker],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**env, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
         )
@@ -185,3 +206,4 @@ def test_slurm_requeue_signal_to_one_ddp_rank_is_handled_by_all_at_the_same_batc
                 p.communicate()
     assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, errs[0][-2000:] + errs[1][-2000:]
     assert "matchopt: stopped by SIGTERM in epoch" in errs[0] and "Traceback" not in errs[0] + errs[1]
+    assert "terminate called" not in errs[0] + errs[1]

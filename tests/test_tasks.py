@@ -165,14 +165,14 @@ def test_tfbind10_real_data(data_root):
 
 def test_random_designs_reference_reproduces_the_uniform_baseline(tfbind8):
     """128 uniform sequences scored by the exact oracle: the bar the issue measured (0.939 / 0.439)."""
-    from lightning_matchopt.data import MatchOptDataModule
+    from lightning_matchopt.search.references import random_designs_reference
+    from lightning_matchopt.tasks import Shekel
 
-    datamodule = MatchOptDataModule(task="tfbind8", data_root=str(tfbind8.data_root))
-    reference = datamodule.random_designs_reference(128)
+    reference = random_designs_reference(tfbind8, 128)
     assert reference["draws"] == 2000
     assert reference["score_100th"] == pytest.approx(0.939, abs=0.005)
     assert reference["score_100th_std"] == pytest.approx(0.037, abs=0.005)
     assert reference["score_50th"] == pytest.approx(0.439, abs=0.005)
     designs = tfbind8.random_designs(100_000, np.random.default_rng(1))
     assert designs.shape == (100_000, 8) and np.bincount(designs.ravel(), minlength=4).min() > 190_000  # uniform
-    assert MatchOptDataModule(task="shekel").random_designs_reference(128) is None  # no reference draws set
+    assert random_designs_reference(Shekel(), 128) is None  # no reference draws set

@@ -342,49 +342,8 @@ class MatchOptDataModule(L.LightningDataModule):
         return DataLoader(self.normalize_x(features).float(), batch_size=self.predict_batch_size)
 
     def search_start(self, n_designs: int, start: str, seed: int) -> torch.Tensor:
-        """z-scored starting points of the search: the top training designs, random ones, or N(0, I).
+        """The search's z-scored starts from the training rows; the search's own concern, kept here for
+        ``benchmarks/`` scripts that call it (see ``lightning_matchopt.search.starts``)."""
+        from lightning_matchopt.search.starts import search_start
 
-        Only ``top`` and ``random_data`` are bounded by the number of training rows.
-        """
-        table = self.table
-        if start in ("top", "random_data") and n_designs > len(table):
-            raise ConfigError(
-                f"search.n_designs={n_designs} exceeds the {len(table)} offline designs trained on; "
-                "lower search.n_designs or use search.start random"
-            )
-        generator = torch.Generator().manual_seed(seed)
-        if start == "top":
-            return table.x[torch.topk(table.y, n_designs).indices]
-        if start == "random_data":
-            return table.x[torch.randperm(len(table), generator=generator)[:n_designs]]
-        if start == "random":
-            return torch.randn(n_designs, table.x.shape[1], generator=generator)
-        raise ConfigError(f"unknown search start {start!r}; use 'top', 'random_data' or 'random'")
-
-    def best_offline_score(self) -> float:
-        """Normalized score of the best offline design, D(best): the bar a search must clear."""
-        return float(self.task.normalize_score(np.max(self.task.data.y)))
-
-    def random_designs_reference(self, n_designs: int) -> dict[str, Any] | None:
-        """What ``n_designs`` uniformly random designs score, over the task's reference draws.
-
-        The other bar a search must clear: on TF-Bind-8 the best of 128 random sequences
-        already scores about 0.94. Mean and std over ``task.random_reference_draws`` draws of
-        the 100th and 50th percentile scores (seed 0: a property of the task, the same in every
-        run); None where the task has no uniform law or no cheap oracle.
-        """
-        task, draws = self.task, self.task.random_reference_draws
-        if not draws or not task.has_oracle:
-            return None
-        designs = task.random_designs(draws * n_designs, np.random.default_rng(0))
-        if designs is None:
-            return None
-        scores = task.normalize_score(task.oracle(designs)).reshape(draws, n_designs)
-        best, median = np.nanmax(scores, axis=1), np.nanmedian(scores, axis=1)
-        return {
-            "draws": draws,
-            "score_100th": float(best.mean()),
-            "score_100th_std": float(best.std()),
-            "score_50th": float(median.mean()),
-            "score_50th_std": float(median.std()),
-        }
+        return search_start(self.table.x, self.table.y, n_designs, start, seed)

@@ -103,3 +103,22 @@ def gradient_ascent(
             if observe is not None:
                 observe(step, x.detach().clone())
     return x.detach()
+
+
+def traced_ascent(
+    climb: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    steps: int,
+    lr: float,
+    trace_every: int = 0,
+    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    optimizer: str = "adam",
+) -> tuple[torch.Tensor, list[int], dict[int, torch.Tensor]]:
+    """:func:`gradient_ascent`, keeping the designs every ``trace_every`` steps (0: none) and at the end.
+
+    Returns the final designs, the traced steps (empty when not traced) and the designs at each.
+    """
+    traced = sorted({*range(0, steps + 1, trace_every), steps}) if trace_every else []
+    snapshots: dict[int, torch.Tensor] = {}
+    observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
+    return gradient_ascent(climb, x0, steps, lr, progress, observe, optimizer), traced, snapshots

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,20 +13,21 @@ from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
 from lightning_matchopt import pictures
-from lightning_matchopt.atomic import write_atomic
 from lightning_matchopt.errors import ConfigError, SearchFailed
-from lightning_matchopt.metrics import SearchResults, percentile_scores
+from lightning_matchopt.metrics import SearchResults
 from lightning_matchopt.search.ascent import (
     OBJECTIVES,
     OPTIMIZERS,
     STEP_RULES,
-    gradient_ascent,
     search_objective,
     standardized,
     step_size,
+    traced_ascent,
 )
 from lightning_matchopt.search.candidates import count_unique_and_novel, describe_candidates
-from lightning_matchopt.tables import design_columns, write_csv
+from lightning_matchopt.search.references import oracle_scores
+from lightning_matchopt.search.report import report, summarize, write_designs
+from lightning_matchopt.search.starts import START_KINDS, search_start
 
 
 class DesignSearch(Callback):
@@ -105,7 +105,7 @@ class DesignSearch(Callback):
             raise ConfigError(f"search.lr must be > 0, got {lr}")
         if objective not in OBJECTIVES or beta < 0:
             raise ConfigError(f"search.objective must be one of {', '.join(OBJECTIVES)} (got {objective!r}) and search.beta >= 0 (got {beta})")
-        if start not in ("top", "random_data", "random"):
+        if start not in START_KINDS:
             raise ConfigError(f"unknown search.start {start!r}; use 'top', 'random_data' or 'random'")
         if oracle_timeout is not None and not oracle_timeout > 0:
             raise ConfigError(f"search.oracle_timeout must be > 0 seconds or null, got {oracle_timeout}")
@@ -142,6 +142,9 @@ class DesignSearch(Callback):
             print(f"search: designs will not be scored: {reason}")
         if self.oracle_timeout is not None and not task.timed_oracle and trainer.is_global_zero:
             print(f"search: search.oracle_timeout is not applied: {task.oracle_name} runs in this process, which cannot stop it")
+        seed = self.seed if self.seed is not None else trainer.datamodule.seed
+        table = trainer.datamodule.table
+        search_start(table.x, table.y, self.n_designs, self.start, seed)  # a bad start fails now, not after training
         resumed, self._resumed = self._resumed, None
         if resumed and _training_done(trainer, resumed):  # Lightning will skip training and on_train_end
             self.search(trainer, pl_module, resumed["epoch"], final=True)
@@ -163,20 +166,18 @@ class DesignSearch(Callback):
         seed = self.seed if self.seed is not None else datamodule.seed
         lr = self.lr if self.lr is not None else (1e-2 if task.is_discrete else 1e-3)
         step_length = step_size(lr, self.step_rule, datamodule.input_dim)
-        start = datamodule.search_start(self.n_designs, self.start, seed)
+        start = search_start(datamodule.table.x, datamodule.table.y, self.n_designs, self.start, seed)
         share = torch.tensor_split(torch.arange(self.n_designs), trainer.world_size)[trainer.global_rank]
 
         surrogate = copy.deepcopy(pl_module.surrogate).requires_grad_(False).eval()
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
         progress = lambda steps: tqdm(steps, desc=f"search (epoch {epoch})", leave=False, disable=not show)  # noqa: E731
-        traced = sorted({*range(0, self.steps + 1, self.trace_every), self.steps}) if final and self.trace_every else []
-        snapshots: dict[int, torch.Tensor] = {}
-        observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
         climb = search_objective(surrogate, self.objective, self.beta)
         if self.standardize:  # on every offline design, held-out ones included (RaM: all of x)
             climb = standardized(climb, datamodule.offline.x.to(pl_module.device))
-        x = gradient_ascent(
-            climb, start[share].to(pl_module.device), self.steps, step_length, progress, observe, self.optimizer
+        trace_every = self.trace_every if final else 0
+        x, traced, snapshots = traced_ascent(
+            climb, start[share].to(pl_module.device), self.steps, step_length, trace_every, progress, self.optimizer
         )
         with torch.no_grad():
             members = surrogate.members(x).double()  # (K, designs): the ensemble's opinions
@@ -192,72 +193,46 @@ class DesignSearch(Callback):
         candidates = {k: v[keep] for k, v in candidates.items()}
         out = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a broadcast: all ranks ask
         if trainer.is_global_zero:  # before the oracle is asked: whatever it does, the designs are kept
-            self._write_designs(out, _rows(gathered, keep), task, candidates)
+            write_designs(out, _rows(gathered, keep), task, candidates)
 
         error = None
         try:
-            scores, normalized, path = self._score(task, datamodule, features, snapshots, traced)
+            path = [datamodule.denormalize_x(snapshots[s].double()).cpu() for s in traced[:-1]] if traced else None
+            scores, normalized, path_scores = oracle_scores(task, features, path, self.oracle_timeout)
         except Exception as e:  # a user's simulator or lab pipeline: any failure is its own
             error = f"{type(e).__name__}: {e}"
         error = _first_error(trainer, error)  # the same on every rank, so all take the same branch
         if error is None:
-            gathered = self._gather(device, features, scores, normalized, predictions, prediction_std, path)
+            gathered = self._gather(device, features, scores, normalized, predictions, prediction_std, path_scores)
         gathered = _rows(gathered, keep)
 
-        summary = {
-            "task": task.name,
-            "seed": seed,
-            "epoch": epoch,
-            "final": final,
-            **percentile_scores(gathered["normalized"]),
-            "predicted_mean": float(task.normalize_score(gathered["predictions"].numpy()).mean()),
-            # the members' spread in normalized-score units (0 for one surrogate)
-            "predicted_std": float(gathered["prediction_std"].mean() / (task.data.y_max - task.data.y_min)),
-            "n_designs": self.n_designs,
-            "n_failed": int((~torch.isfinite(gathered["scores"])).sum()),
-            **counts,
-            "d_best": datamodule.best_offline_score(),
-            "search": {
-                "steps": self.steps, "lr": lr, "start": self.start, "objective": self.objective, "beta": self.beta,
-                "drop_duplicates": self.drop_duplicates, "optimizer": self.optimizer, "step_rule": self.step_rule,
-                "step_size": step_length, "standardize": self.standardize,
-            },
+        settings = {
+            "steps": self.steps, "lr": lr, "start": self.start, "objective": self.objective, "beta": self.beta,
+            "drop_duplicates": self.drop_duplicates, "optimizer": self.optimizer, "step_rule": self.step_rule,
+            "step_size": step_length, "standardize": self.standardize,
         }
-        if final and error is None:
-            summary["random_designs"] = datamodule.random_designs_reference(self.n_designs)
-        if error is not None:
-            summary["oracle_error"] = error
-        elif traced:
-            summary["trace"] = [
-                {"step": step, **percentile_scores(gathered["path"][:, i])} for i, step in enumerate(traced)
-            ]
+        summary = summarize(task, gathered, seed, epoch, final, self.n_designs, counts, settings, traced, error)
         self.history.append(summary)
         if trainer.is_global_zero:
-            self._report(trainer, out, summary, gathered, task, candidates)
+            report(trainer, out, summary, gathered, task, candidates, self.history)
         trainer.strategy.barrier("design_search")
         if error is not None and final:
-            if getattr(trainer, "_search_only", False):  # matchopt search: the checkpoint is the user's file
-                checkpoint, again = trainer.ckpt_path, "run the same matchopt search command again"
-            else:
-                checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none saved (checkpointing is off)"
-                again = "run the same fit command again with --ckpt_path last (it redoes only the final search)"
-            raise SearchFailed(
-                f"{task.oracle_name} failed in the final search (epoch {epoch}): {error}. Kept: the trained "
-                f"model ({checkpoint}) and the unscored designs with the surrogate's predictions "
-                f"({out / 'designs.npz'}); to score them when the oracle works, {again}"
-            )
+            raise self._final_search_failed(trainer, task, epoch, error, out)
         return summary
 
-    def _score(self, task, datamodule, features: torch.Tensor, snapshots: dict[int, torch.Tensor], traced: list[int]):
-        """Oracle scores and normalized scores of this rank's designs, and of their traced snapshots."""
-        ask = lambda f: task.oracle(task.from_features(f.numpy()), timeout=self.oracle_timeout)  # noqa: E731
-        scores = ask(features)
-        normalized = task.normalize_score(scores)
-        if not traced:
-            return torch.as_tensor(scores), torch.as_tensor(normalized), None
-        # the last snapshot is the final designs: scored above, not twice
-        columns = [task.normalize_score(ask(datamodule.denormalize_x(snapshots[s].double()).cpu())) for s in traced[:-1]]
-        return torch.as_tensor(scores), torch.as_tensor(normalized), torch.as_tensor(np.stack([*columns, normalized], axis=1))
+    @staticmethod
+    def _final_search_failed(trainer: L.Trainer, task, epoch: int, error: str, out: Path) -> SearchFailed:
+        """The error that ends a run whose final oracle failed, naming what was kept and how to go on."""
+        if getattr(trainer, "_search_only", False):  # matchopt search: the checkpoint is the user's file
+            checkpoint, again = trainer.ckpt_path, "run the same matchopt search command again"
+        else:
+            checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none saved (checkpointing is off)"
+            again = "run the same fit command again with --ckpt_path last (it redoes only the final search)"
+        return SearchFailed(
+            f"{task.oracle_name} failed in the final search (epoch {epoch}): {error}. Kept: the trained "
+            f"model ({checkpoint}) and the unscored designs with the surrogate's predictions "
+            f"({out / 'designs.npz'}); to score them when the oracle works, {again}"
+        )
 
     def _gather(self, device: torch.device, *tensors: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Every rank's share in rank order (a collective: every rank calls it)."""
@@ -275,88 +250,6 @@ class DesignSearch(Callback):
             task.from_features(features.numpy()), task.data.x,
             datamodule.normalize_x(features.double()), datamodule.offline.x, task.is_discrete,
         )
-
-    def _write_designs(
-        self, out: Path, gathered: dict[str, torch.Tensor], task, candidates: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """``designs.npz`` and ``candidates.csv``: before the oracle is asked (scores NaN / empty), then scored."""
-        features = gathered["features"].numpy()
-        predictions = gathered["predictions"].numpy()
-        arrays = {
-            "designs": task.from_features(features),
-            "features": features,
-            "scores": gathered["scores"].numpy(),
-            "normalized_scores": gathered["normalized"].numpy(),
-            "predictions": predictions,
-            "normalized_predictions": task.normalize_score(predictions),
-            "prediction_std": gathered["prediction_std"].numpy(),
-            **candidates,
-        }
-        write_atomic(out / "designs.npz", lambda f: np.savez(f, **arrays), ".npz")
-        write_csv(out / "candidates.csv", {
-            **design_columns(arrays["designs"], getattr(task, "column_names", None)),
-            "prediction": predictions,
-            "prediction_std": arrays["prediction_std"],
-            "score": arrays["scores"],
-            "normalized_prediction": arrays["normalized_predictions"],
-            "normalized_score": arrays["normalized_scores"],
-            **candidates,
-        })
-        return arrays
-
-    def _write_hparams(self, trainer: L.Trainer, summary: dict) -> None:
-        """The HPARAMS tab: model, data and search settings beside the final search's and validation's scores."""
-        params = {
-            "model": dict(trainer.lightning_module.hparams),
-            "data": dict(trainer.datamodule.hparams),
-            "search": {"n_designs": self.n_designs, **summary["search"], "seed": summary["seed"]},
-        }
-        tags = [f"search/{k}" for k in ("score_100th", "score_50th", "score_mean", "predicted_mean", "predicted_std")]
-        tags += sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
-        pictures.write_hparams(trainer, params, tags)
-
-    def _report(
-        self, trainer: L.Trainer, out: Path, summary: dict, gathered: dict[str, torch.Tensor], task,
-        candidates: dict[str, np.ndarray],
-    ) -> None:
-        metrics = {f"search/{k}": summary[k] for k in ("score_100th", "score_50th", "score_mean", "score_std")}
-        metrics["search/predicted_mean"] = summary["predicted_mean"]
-        metrics["search/predicted_std"] = summary["predicted_std"]
-        metrics["search/n_failed"] = summary["n_failed"]
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=summary["epoch"])
-            for point in summary.get("trace", []):  # step = ascent step of the final search
-                path = {f"search_path/{k}": point[k] for k in ("score_100th", "score_50th")}
-                logger.log_metrics(path, step=point["step"])
-            logger.save()
-        if "oracle_error" in summary:
-            results = {**summary, "history": self.history}
-            write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()), ".json")
-            if not summary["final"]:  # the final one ends the run with its own line
-                print(
-                    f"search (epoch {summary['epoch']}): {task.oracle_name} failed: {summary['oracle_error']}; "
-                    f"designs.npz holds the designs unscored, results.json records it; training goes on"
-                )
-            return
-        if not task.has_oracle:
-            print(f"search: not scored ({task.oracle_unavailable()}); designs.npz holds the designs and the surrogate's predictions")
-        elif summary["n_failed"]:
-            failed = torch.nonzero(~torch.isfinite(gathered["scores"])).flatten().tolist()
-            print(f"search: the oracle could not score {len(failed)} designs (indices {failed[:10]}); scored the rest")
-        arrays = self._write_designs(out, gathered, task, candidates)
-        pictures.log_search_pictures(trainer, summary["epoch"], arrays["normalized_scores"], arrays["normalized_predictions"])
-        if summary["final"]:  # after the scalars it names: TensorBoard reads their values from them
-            self._write_hparams(trainer, summary)
-        for logger in trainer.loggers:
-            logger.save()
-        results = {**summary, "history": self.history}
-        write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()), ".json")
-        if summary["final"]:
-            print(
-                f"search ({task.name}, epoch {summary['epoch']}): score_100th={summary['score_100th']:.4f} "
-                f"score_50th={summary['score_50th']:.4f} score_mean={summary['score_mean']:.4f} "
-                f"(D(best)={summary['d_best']:.4f}) -> {out / 'results.json'}"
-            )
 
 
 def _rows(gathered: dict[str, torch.Tensor], keep: np.ndarray) -> dict[str, torch.Tensor]:

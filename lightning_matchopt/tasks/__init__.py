@@ -1,38 +1,58 @@
-"""Tasks and the registry that maps names (and Design-Bench ids) to them."""
+"""Tasks and the registry that maps names (and Design-Bench ids) to them.
+
+Light on purpose (numpy only): the synthetic functions, written in torch, are imported when first
+used, so ``matchopt data`` and the oracles' worker processes do not pay for torch.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.tasks.base import OfflineData, Task, to_logits, to_tokens
-from lightning_matchopt.tasks.design_bench import (
+from lightning_matchopt.tasks.continuous import (
     AntMorphology,
     ContinuousDesignBenchTask,
     DKittyMorphology,
     HopperController,
     Superconductor,
-    TFBind8,
-    TFBind10,
 )
+from lightning_matchopt.tasks.design_bench import TFBind8, TFBind10
 from lightning_matchopt.tasks.files import FilesTask
-from lightning_matchopt.tasks.synthetic import Ackley, Rosenbrock, Shekel, SyntheticTask
 
-TASKS: dict[str, type[Task]] = {
-    cls.name: cls
-    for cls in (
-        TFBind8,
-        TFBind10,
-        Superconductor,
-        HopperController,
-        AntMorphology,
-        DKittyMorphology,
-        FilesTask,
-        Shekel,
-        Ackley,
-        Rosenbrock,
-    )
-}
+_SYNTHETIC = "lightning_matchopt.tasks.synthetic"
+_LAZY = {"Shekel": _SYNTHETIC, "Ackley": _SYNTHETIC, "Rosenbrock": _SYNTHETIC, "SyntheticTask": _SYNTHETIC}
+
+
+class _Registry(Mapping):
+    """Task name -> task class; an entry given as a class name is imported on first access."""
+
+    def __init__(self, entries: dict[str, type[Task] | str]) -> None:
+        self._entries = entries
+
+    def __getitem__(self, name: str) -> type[Task]:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            entry = self._entries[name] = getattr(importlib.import_module(_LAZY[entry]), entry)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+TASKS: Mapping[str, type[Task]] = _Registry({
+    **{cls.name: cls for cls in (
+        TFBind8, TFBind10, Superconductor, HopperController, AntMorphology, DKittyMorphology, FilesTask,
+    )},
+    "shekel": "Shekel",
+    "ackley": "Ackley",
+    "rosenbrock": "Rosenbrock",
+})
 ALIASES = {
     "TFBind8-Exact-v0": "tfbind8",
     "tf-bind-8": "tfbind8",
@@ -44,6 +64,12 @@ ALIASES = {
     "DKittyMorphology-Exact-v0": "dkitty",
 }
 DATA_TASKS = {"tfbind8", "tfbind10", "superconductor", "hopper", "ant", "dkitty"}  # tasks that read the data root
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lightning_matchopt.tasks' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
 
 
 def make_task(name: str, data_root: str | None = None, **options: Any) -> Task:

@@ -95,39 +95,30 @@ def default_cache_dir() -> Path:
 
 
 def load_or_fit_forest(
-    x: np.ndarray, y: np.ndarray, seed: int, data_dir: Path, cache_dir: str | os.PathLike | None = None
+    x: np.ndarray, y: np.ndarray, seed: int, cache_dir: str | os.PathLike | None = None
 ) -> ForestOracle:
     """The cached forest for this data and seed, or a new one fitted and cached.
 
-    Looked up in ``cache_dir`` if given, else beside the data and then in the user cache; written
-    to the first of those that is writable (the data folder may be read-only).
+    Kept in ``cache_dir`` (default ``$MATCHOPT_CACHE_DIR`` or ``~/.cache/lightning_matchopt``),
+    never beside the data: a data root is the user's, and is only ever read.
     """
     name = f"matchopt-forest-{fingerprint(x, y, seed)[:20]}.pkl"
-    folders = [Path(cache_dir).expanduser()] if cache_dir is not None else [Path(data_dir), default_cache_dir()]
-    for folder in folders:
-        oracle = _read_verified(folder / name)
-        if oracle is not None:
-            return oracle
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    oracle = _read_verified(folder / name)
+    if oracle is not None:
+        return oracle
     oracle = fit_forest(x, y, seed)
     payload = pickle.dumps(oracle, protocol=pickle.HIGHEST_PROTOCOL)
-    for folder in folders:
-        if not _meant_to_be_written(folder):
-            continue
-        try:
-            _write_atomic(folder / name, payload)
-            _write_atomic(folder / (name + ".sha256"), hashlib.sha256(payload).hexdigest().encode())
-            print(f"superconductor: fitted the random-forest oracle (validation Spearman {oracle.rank_correlation:.4f}); cached in {folder}")
-            break
-        except OSError:
-            continue
+    try:
+        _write_atomic(folder / name, payload)
+        _write_atomic(folder / (name + ".sha256"), hashlib.sha256(payload).hexdigest().encode())
+    except OSError as e:
+        warnings.warn(f"superconductor: could not cache the fitted forest in {folder} ({e}); "
+                      f"set {CACHE_ENV} to a writable folder", stacklevel=2)
     else:
-        warnings.warn(f"superconductor: could not cache the fitted forest in any of {[str(f) for f in folders]}", stacklevel=2)
+        print(f"superconductor: fitted the random-forest oracle (validation Spearman "
+              f"{oracle.rank_correlation:.4f}); cached in {folder}")
     return oracle
-
-
-def _meant_to_be_written(folder: Path) -> bool:
-    """A folder that exists without any write bit is read-only by intent, even to root (who may write anyway)."""
-    return not folder.exists() or bool(folder.stat().st_mode & 0o222)
 
 
 def _read_verified(path: Path) -> ForestOracle | None:

@@ -28,6 +28,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_matchopt import compat
 from lightning_matchopt.atomic import write_atomic
 from lightning_matchopt.errors import CheckpointError
 from lightning_matchopt.models.legacy import upgrade_hyperparameters
@@ -84,12 +85,11 @@ class EpochCheckpoint(ModelCheckpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         epoch = trainer.current_epoch + 1
-        due = self._every_n_epochs >= 1 and epoch % self._every_n_epochs == 0
+        every = compat.every_n_epochs(self)
+        due = every >= 1 and epoch % every == 0
         final = trainer.max_epochs is not None and 0 <= trainer.max_epochs <= epoch  # before the final search
-        if not (self.save_last and (due or final)) or self._should_skip_saving_checkpoint(trainer):
-            return  # (skipped as well when super() saved this step already)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self.save_last and (due or final):
+            compat.save_last_checkpoint(self, trainer)  # skipped as well when super() saved this step already
 
 
 def latest_checkpoint(default_root_dir: str | Path | None) -> Path | None:

@@ -12,6 +12,9 @@ hang the job for good: the requeue handler's logger flush waits forever on the T
 lock if the interrupted code holds it, and under DDP the SIGTERM handler's broadcast meets another
 rank's unrelated collective. This callback runs both handlers at the next training batch end
 instead, on every DDP rank at the same one, and says how the run ended.
+
+However a DDP run ends, ``release_process_group`` then joins the process group's threads before
+the interpreter shuts down, so that the exit status is the run's and not an abort.
 """
 
 from __future__ import annotations
@@ -108,3 +111,16 @@ class StopOnSignal(Callback):
                     file=sys.stderr,
                 )
             exception.code = 128 + signal.SIGTERM
+
+
+def release_process_group() -> None:
+    """Destroy the default process group while the interpreter is still whole.
+
+    Lightning destroys it at exit for NCCL only. Left to the interpreter's shutdown, a gloo worker
+    thread that is still finishing the last collective (releasing its work and tensors, or running a
+    future's callback) needs the GIL of a finalizing interpreter, which ends the thread with a forced
+    unwind: "terminate called without an active exception", and the rank dies of SIGABRT instead of
+    exiting with its status (pytorch/pytorch#179291). Destroying the group joins those threads first.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -12,7 +12,6 @@ one or two lines, never the 90-line usage.
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 import sys
 import textwrap
@@ -26,8 +25,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from lightning_matchopt import config_names
-from lightning_matchopt.checkpoints import (
+from lightning_matchopt import compat
+from lightning_matchopt.callbacks.checkpoints import (
     EpochCheckpoint,
     check_checkpoint_fits,
     latest_checkpoint,
@@ -35,45 +34,19 @@ from lightning_matchopt.checkpoints import (
     readable_checkpoint,
     resolve_checkpoint,
 )
+from lightning_matchopt.callbacks.prediction import PredictionWriter
+from lightning_matchopt.callbacks.failed_start import DiscardFailedStart
+from lightning_matchopt.callbacks.signals import StopOnSignal, release_process_group
+from lightning_matchopt.commands import FROM_CHECKPOINT, TRAINER_SUBCOMMANDS, config_names
 from lightning_matchopt.data import MatchOptDataModule
 from lightning_matchopt.errors import ConfigError, MatchOptError
 from lightning_matchopt.models import MatchOptModule
-from lightning_matchopt.predict import PredictionWriter
 from lightning_matchopt.quiet import silence_third_party_noise
 from lightning_matchopt.search import DesignSearch
-from lightning_matchopt.signals import StopOnSignal
 from lightning_matchopt.tasks import TASKS
 from lightning_matchopt.trainer import MatchOptTrainer
 
-# The Trainer methods offered as subcommands, with their help line (test stays hidden: the
-# module has no test step; search is MatchOptTrainer's).
-TRAINER_SUBCOMMANDS = {
-    "fit": "train a surrogate on a task, then search designs with it",
-    "validate": "a checkpoint's held-out metrics (val/*), on the rows its training held out",
-    "predict": "a checkpoint's predicted scores of the offline rows or of a file of designs",
-    "search": "search designs again with a checkpoint's surrogate, scored by the oracle",
-}
-FROM_CHECKPOINT = ("validate", "predict", "search")  # subcommands that use a trained surrogate
-# The project's own subcommands: module whose main(argv) runs it, and its help line.
-OWN_SUBCOMMANDS = {
-    "data": ("lightning_matchopt.datafetch", "list, check or fetch Design-Bench data files"),
-    "grid": ("lightning_matchopt.grid", "run tasks x methods x seeds, each its own run, and tabulate them"),
-    "configs": ("lightning_matchopt.config_names", "list the shipped configs, or print one to copy and edit"),
-}
 PROJECT_GROUPS = ("data", "model", "search")
-
-
-def top_level_help() -> str:
-    """``matchopt --help``: every subcommand the tool has, and nothing that does not work."""
-    commands = {**TRAINER_SUBCOMMANDS, **{name: line for name, (_, line) in OWN_SUBCOMMANDS.items()}}
-    width = max(map(len, commands))
-    lines = "\n".join(f"  {name:<{width}}  {line}" for name, line in commands.items())
-    return (
-        f"usage: matchopt {{{','.join(commands)}}} ...\n\n"
-        "MATCH-OPT offline black-box optimization (gradient-matching surrogates) on PyTorch Lightning.\n\n"
-        f"subcommands (matchopt SUBCOMMAND --help for each):\n{lines}\n\n"
-        "example: matchopt fit --config shekel    (a shipped config; matchopt configs lists them)\n"
-    )
 
 
 class UnknownConfig(TypeError):
@@ -107,8 +80,8 @@ class MatchOptArgumentParser(LightningArgumentParser):
 
 def known_keys(parser: LightningArgumentParser) -> list[str]:
     """Every ``--key`` the parser and its subcommands accept, without the dashes."""
-    parsers = [parser, *getattr(parser._subcommands_action, "_name_parser_map", {}).values()]
-    return [s[2:] for p in parsers for a in p._actions for s in a.option_strings if s.startswith("--")]
+    parsers = [parser, *compat.subcommand_parsers(parser)]
+    return [s[2:] for p in parsers for a in compat.parser_actions(p) for s in a.option_strings if s.startswith("--")]
 
 
 def closest_key(key: str, known: list[str]) -> str | None:
@@ -191,7 +164,7 @@ class MatchOptCLI(LightningCLI):
         })
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
         parser.link_arguments("model.surrogate", "data.ensemble_size", compute_fn=ensemble_size_of)  # each member its own draws
-        task = next(a for a in parser._actions if a.dest == "data.task")
+        task = next(a for a in compat.parser_actions(parser) if a.dest == "data.task")
         task.help = f"one of {', '.join(TASKS)}, or a Design-Bench id such as TFBind8-Exact-v0"
         parser.usage = project_summary(parser)
 
@@ -271,7 +244,7 @@ def project_summary(parser: LightningArgumentParser) -> str:
     lines.append("MATCH-OPT's options (in full below, after Lightning's --trainer.* options):")
     for group in PROJECT_GROUPS:
         keys = [
-            s.split(".", 1)[1] for a in parser._actions for s in a.option_strings
+            s.split(".", 1)[1] for a in compat.parser_actions(parser) for s in a.option_strings
             if s.startswith(f"--{group}.") and not s.endswith("+")
         ]
         lines += textwrap.wrap(" ".join(keys), 96, initial_indent=f"  --{group + '.*':<11}", subsequent_indent=" " * 15)
@@ -325,25 +298,12 @@ def _keep_out_of_training_log_dirs(config, subcommand: str) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``matchopt`` and ``python -m lightning_matchopt``; user errors print one line.
+    """The Trainer subcommands (``fit``, ``validate``, ``predict``, ``search``): LightningCLI's; user errors print one line.
 
-    ``matchopt data|grid|configs ...`` run the project's own commands (``OWN_SUBCOMMANDS``); the
-    Trainer subcommands (``fit``, ``validate``, ``predict``, ``search``) are LightningCLI's.
+    ``matchopt``'s dispatcher (:func:`lightning_matchopt.commands.main`) runs them here.
     """
-    argv = sys.argv[1:] if args is None else list(args)
     silence_third_party_noise()
-    command = argv[0] if argv else None
-    if command in OWN_SUBCOMMANDS:
-        raise SystemExit(importlib.import_module(OWN_SUBCOMMANDS[command][0]).main(argv[1:]))
-    if command in (None, "-h", "--help"):
-        print(top_level_help(), end="", file=sys.stdout if argv else sys.stderr)
-        raise SystemExit(0 if argv else 2)
-    if not command.startswith("-") and command not in TRAINER_SUBCOMMANDS:
-        known = [*TRAINER_SUBCOMMANDS, *OWN_SUBCOMMANDS]
-        close = difflib.get_close_matches(command, known, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        print(f"matchopt: error: unknown subcommand {command!r}{hint} (one of {', '.join(known)})", file=sys.stderr)
-        raise SystemExit(2)
+    failed_start = DiscardFailedStart()
     try:
         MatchOptCLI(
             MatchOptModule,
@@ -351,10 +311,16 @@ def main(args: list[str] | None = None) -> None:
             trainer_class=MatchOptTrainer,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [StopOnSignal()]},
+            trainer_defaults={"callbacks": [StopOnSignal(), failed_start]},
             args=args,
         )
     except (MatchOptError, MisconfigurationException) as e:
+        failed_start.discard()
         if rank_zero_only.rank == 0:  # under DDP every rank raises it: say it once
             print(f"matchopt: error: {e}", file=sys.stderr)
         raise SystemExit(getattr(e, "exit_code", 2)) from None
+    except BaseException:
+        failed_start.discard()
+        raise
+    finally:
+        release_process_group()  # every DDP rank exits with its own status, never an abort

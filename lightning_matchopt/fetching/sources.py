@@ -1,0 +1,108 @@
+"""Where ``fetch`` downloads from: the Hugging Face hub, or a plain http(s):// or file:// mirror."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import urllib.parse
+import urllib.request
+from pathlib import Path, PurePosixPath
+
+from lightning_matchopt.errors import DataError
+from lightning_matchopt.extras import missing
+from lightning_matchopt.fetching.manifest import HF_REPO, HF_REVISION
+
+
+def _library(name: str):
+    """Import a download library of the ``fetch`` extra, or say in one line how to install it."""
+    if why := missing(name, extra="fetch"):
+        raise DataError(f"fetch {why}")
+    return importlib.import_module(name)
+
+
+class HubSource:
+    """A hub dataset in Design-Bench's layout; ``HF_ENDPOINT`` (or ``endpoint``) picks the hub."""
+
+    def __init__(
+        self, repo: str = HF_REPO, revision: str = HF_REVISION, endpoint: str | None = None
+    ) -> None:
+        self.hub = _library("huggingface_hub")
+        self.repo, self.revision, self.endpoint = repo, revision, endpoint
+
+    def __str__(self) -> str:
+        return f"hf://datasets/{self.repo}@{self.revision}" + (
+            f" on {self.endpoint}" if self.endpoint else ""
+        )
+
+    def download(self, path: str, staging: Path, progress: bool) -> Path:
+        """Download ``path`` into ``staging`` (``local_dir``: written once, on the data disk)."""
+        bars = importlib.import_module("huggingface_hub.utils")
+        quiet = not progress and not bars.are_progress_bars_disabled()
+        if quiet:
+            bars.disable_progress_bars()
+        try:
+            return Path(
+                self.hub.hf_hub_download(
+                    self.repo,
+                    path,
+                    repo_type="dataset",
+                    revision=self.revision,
+                    endpoint=self.endpoint,
+                    local_dir=staging,
+                )
+            )
+        finally:
+            if quiet:
+                bars.enable_progress_bars()
+
+
+class UrlSource:
+    """A plain ``http(s)://`` or ``file://`` mirror laid out like the data root."""
+
+    def __init__(self, base_url: str, retries: int = 2, timeout: float = 60.0) -> None:
+        self.scheme = urllib.parse.urlsplit(base_url).scheme.lower()
+        if self.scheme not in ("http", "https", "file"):
+            raise DataError(
+                f"base URL {base_url!r} must start with http://, https:// or file:// "
+                "(for a local folder: file:///absolute/path)"
+            )
+        self.base_url, self.retries, self.timeout = base_url.rstrip("/"), retries, timeout
+        self.pooch = None if self.scheme == "file" else _library("pooch")
+
+    def __str__(self) -> str:
+        return self.base_url
+
+    def download(self, path: str, staging: Path, progress: bool) -> Path:
+        """Download ``path`` into ``staging`` with pooch (retries, temporary file), or copy it for ``file://``."""
+        url = f"{self.base_url}/{urllib.parse.quote(path)}"
+        if self.scheme == "file":
+            source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+            gz = source.with_name(source.name + ".gz")
+            if not source.is_file() and path.endswith(".npy") and gz.is_file():
+                source, path = gz, path + ".gz"  # a folder stored like the shared one
+            if not source.is_file():
+                raise DataError(f"{path}: {url} does not exist")
+            target = staging.joinpath(*PurePosixPath(path).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            return target
+        self.pooch.get_logger().setLevel(
+            "WARNING"
+        )  # no "Downloading ..." and "SHA256 hash ..." lines per file
+        mirror = self.pooch.create(
+            path=staging,
+            base_url=self.base_url + "/",
+            registry={path: None},
+            retry_if_failed=self.retries,
+        )
+        downloader = self.pooch.HTTPDownloader(progressbar=progress, timeout=self.timeout)
+        return Path(mirror.fetch(path, downloader=downloader))
+
+
+def failure(path: str, source, error: Exception) -> DataError:
+    """One line for whatever the download library raised, with the fix: a wrong name or a retry."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+    said = f"{type(error).__name__}: {' '.join(lines) or 'no message'}"
+    missing = "404" in said or "Not Found" in said
+    fix = "check the task name, --repo, --revision or --base-url" if missing else "run fetch again"
+    return DataError(f"{path}: download from {source} failed: {said} ({fix})")

@@ -1,0 +1,61 @@
+"""The bars a search must clear, and the oracle's scores of the searched designs (pure: a Task and arrays).
+
+D(best), the normalized score of the best offline design, and what as many uniformly random
+designs score (on TF-Bind-8 the best of 128 random sequences already scores about 0.94).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from lightning_matchopt.tasks import Task
+
+
+def best_offline_score(task: Task) -> float:
+    """Normalized score of the best offline design, D(best): the bar a search must clear."""
+    return float(task.normalize_score(np.max(task.data.y)))
+
+
+def random_designs_reference(task: Task, n_designs: int) -> dict[str, Any] | None:
+    """What ``n_designs`` uniformly random designs score, over the task's reference draws.
+
+    Mean and std over ``task.random_reference_draws`` draws of the 100th and 50th percentile
+    scores (seed 0: a property of the task, the same in every run); None where the task has no
+    uniform law or no cheap oracle.
+    """
+    draws = task.random_reference_draws
+    if not draws or not task.has_oracle:
+        return None
+    designs = task.random_designs(draws * n_designs, np.random.default_rng(0))
+    if designs is None:
+        return None
+    scores = task.normalize_score(task.oracle(designs)).reshape(draws, n_designs)
+    best, median = np.nanmax(scores, axis=1), np.nanmedian(scores, axis=1)
+    return {
+        "draws": draws,
+        "score_100th": float(best.mean()),
+        "score_100th_std": float(best.std()),
+        "score_50th": float(median.mean()),
+        "score_50th_std": float(median.std()),
+    }
+
+
+def oracle_scores(
+    task: Task, features: torch.Tensor, path: list[torch.Tensor] | None, timeout: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Oracle scores and normalized scores of the designs (features), and of their traced path.
+
+    ``path``: the designs' features at the traced steps before the last, or None (not traced); the
+    last traced step is the final designs, scored once. Returns the path as ``(designs, steps)``
+    normalized scores, or None.
+    """
+    ask = lambda f: task.oracle(task.from_features(f.numpy()), timeout=timeout)  # noqa: E731
+    scores = ask(features)
+    normalized = task.normalize_score(scores)
+    if path is None:
+        return torch.as_tensor(scores), torch.as_tensor(normalized), None
+    columns = [task.normalize_score(ask(step)) for step in path]
+    return torch.as_tensor(scores), torch.as_tensor(normalized), torch.as_tensor(np.stack([*columns, normalized], axis=1))

@@ -1,0 +1,133 @@
+"""What a search reports: results.json, designs.npz, candidates.csv, TensorBoard and the console line.
+
+The metrics are ``SEARCH_METRICS`` (``search/metrics.py``), the one list every reader uses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from lightning_matchopt import pictures
+from lightning_matchopt.atomic import write_atomic
+from lightning_matchopt.metrics import percentile_scores
+from lightning_matchopt.search.metrics import SEARCH_METRICS, measure
+from lightning_matchopt.search.references import best_offline_score, random_designs_reference
+from lightning_matchopt.tables import design_columns, write_csv
+from lightning_matchopt.tasks import Task
+
+Rows = dict[str, torch.Tensor]  # the gathered candidates: features, scores, normalized, predictions, ...
+
+
+def summarize(
+    task: Task, rows: Rows, seed: int, epoch: int, final: bool, n_designs: int, counts: dict[str, int],
+    settings: dict, traced: list[int], error: str | None,
+) -> dict:
+    """``results.json``'s summary of one search: the metrics, the references, the settings, the trace."""
+    summary = {
+        "task": task.name, "seed": seed, "epoch": epoch, "final": final,
+        **measure(task, rows), "n_designs": n_designs, **counts,
+        "d_best": best_offline_score(task),
+        "search": settings,
+    }
+    if final and error is None:
+        summary["random_designs"] = random_designs_reference(task, n_designs)
+    if error is not None:
+        summary["oracle_error"] = error
+    elif traced:
+        summary["trace"] = [{"step": step, **percentile_scores(rows["path"][:, i])} for i, step in enumerate(traced)]
+    return summary
+
+
+def write_designs(out: Path, rows: Rows, task: Task, candidates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``designs.npz`` and ``candidates.csv``: before the oracle is asked (scores NaN / empty), then scored."""
+    features = rows["features"].numpy()
+    predictions = rows["predictions"].numpy()
+    arrays = {
+        "designs": task.from_features(features),
+        "features": features,
+        "scores": rows["scores"].numpy(),
+        "normalized_scores": rows["normalized"].numpy(),
+        "predictions": predictions,
+        "normalized_predictions": task.normalize_score(predictions),
+        "prediction_std": rows["prediction_std"].numpy(),
+        **candidates,
+    }
+    write_atomic(out / "designs.npz", lambda f: np.savez(f, **arrays), ".npz")
+    write_csv(out / "candidates.csv", {
+        **design_columns(arrays["designs"], getattr(task, "column_names", None)),
+        "prediction": predictions,
+        "prediction_std": arrays["prediction_std"],
+        "score": arrays["scores"],
+        "normalized_prediction": arrays["normalized_predictions"],
+        "normalized_score": arrays["normalized_scores"],
+        **candidates,
+    })
+    return arrays
+
+
+def write_results(out: Path, summary: dict, history: list[dict]) -> None:
+    """``results.json``: this search's summary, with every search of the run in ``history``."""
+    results = {**summary, "history": history}
+    write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()), ".json")
+
+
+def log_metrics(trainer: L.Trainer, summary: dict) -> None:
+    """The search metrics as ``search/*`` scalars at the epoch, the traced path at the ascent step."""
+    metrics = {f"search/{name}": summary[name] for name in SEARCH_METRICS}
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=summary["epoch"])
+        for point in summary.get("trace", []):  # step = ascent step of the final search
+            path = {f"search_path/{k}": point[k] for k in ("score_100th", "score_50th")}
+            logger.log_metrics(path, step=point["step"])
+        logger.save()
+
+
+def write_hparams(trainer: L.Trainer, summary: dict) -> None:
+    """The HPARAMS tab: model, data and search settings beside the final search's and validation's scores."""
+    params = {
+        "model": dict(trainer.lightning_module.hparams),
+        "data": dict(trainer.datamodule.hparams),
+        "search": {"n_designs": summary["n_designs"], **summary["search"], "seed": summary["seed"]},
+    }
+    tags = [f"search/{name}" for name in SEARCH_METRICS]
+    tags += sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
+    pictures.write_hparams(trainer, params, tags)
+
+
+def report(
+    trainer: L.Trainer, out: Path, summary: dict, rows: Rows, task: Task, candidates: dict[str, np.ndarray],
+    history: list[dict],
+) -> None:
+    """Everything rank zero reports of one search, after the oracle was asked (or failed)."""
+    log_metrics(trainer, summary)
+    if "oracle_error" in summary:
+        write_results(out, summary, history)
+        if not summary["final"]:  # the final one ends the run with its own line
+            print(
+                f"search (epoch {summary['epoch']}): {task.oracle_name} failed: {summary['oracle_error']}; "
+                f"designs.npz holds the designs unscored, results.json records it; training goes on"
+            )
+        return
+    if not task.has_oracle:
+        print(f"search: not scored ({task.oracle_unavailable()}); designs.npz holds the designs and the surrogate's predictions")
+    elif summary["n_failed"]:
+        failed = torch.nonzero(~torch.isfinite(rows["scores"])).flatten().tolist()
+        print(f"search: the oracle could not score {len(failed)} designs (indices {failed[:10]}); scored the rest")
+    arrays = write_designs(out, rows, task, candidates)
+    pictures.log_search_pictures(trainer, summary["epoch"], arrays["normalized_scores"], arrays["normalized_predictions"])
+    if summary["final"]:  # after the scalars it names: TensorBoard reads their values from them
+        write_hparams(trainer, summary)
+    for logger in trainer.loggers:
+        logger.save()
+    write_results(out, summary, history)
+    if summary["final"]:
+        print(
+            f"search ({task.name}, epoch {summary['epoch']}): score_100th={summary['score_100th']:.4f} "
+            f"score_50th={summary['score_50th']:.4f} score_mean={summary['score_mean']:.4f} "
+            f"(D(best)={summary['d_best']:.4f}) -> {out / 'results.json'}"
+        )
