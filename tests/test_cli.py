@@ -248,3 +248,11 @@ def test_fit_help_starts_with_the_projects_options_and_lists_the_tasks(capsys):
     task_help = " ".join(help_text.split("--data.task TASK")[1].split("--data.data_root")[0].split())
     assert all(name in task_help for name in TASKS)
     assert "--trainer.max_epochs" in help_text and "--checkpoint.save_last" in help_text  # Lightning's help intact
+
+
+def test_matchopt_data_takes_no_prefix_of_an_option(tmp_path, capsys):
+    from lightning_matchopt.commands import main as dispatch
+
+    with pytest.raises(SystemExit) as exit_info:  # with prefixes allowed, this would check tmp_path and exit 1
+        dispatch(["data", "check", "--data-r", str(tmp_path), "--fast"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --data-r" in capsys.readouterr().err

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     """``matchopt configs``: list the shipped configs, or print one to copy and edit."""
     parser = argparse.ArgumentParser(
         prog="matchopt configs",
+        allow_abbrev=False,
         description="List the shipped configs (usable from any folder as `matchopt fit --config NAME`), "
         "or print one to copy and edit: `matchopt configs files > my.yaml`.",
     )

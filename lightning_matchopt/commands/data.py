@@ -131,6 +131,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
+        allow_abbrev=False,
         description="Check or fetch the Design-Bench data files of the tasks, verified against "
         "the package's "
         "manifest (sha256 where published, else dtype, shape and the published normalizers).",
@@ -138,18 +139,22 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,check,fetch}")
 
     sub.add_parser(
-        "list", help="tasks, their number of files, total size and how they are verified"
+        "list", help="tasks, their number of files, total size and how they are verified",
+        allow_abbrev=False,
     )
 
     root_help = f"folder holding Design-Bench's data folders (default: ${DATA_ROOT_ENV})"
-    check = sub.add_parser("check", help="report missing or bad files (exit 1 if any)")
+    check = sub.add_parser(
+        "check", help="report missing or bad files (exit 1 if any)", allow_abbrev=False
+    )
     check.add_argument("tasks", nargs="*", metavar="TASK", help="tasks to check (default: all)")
     check.add_argument("--data-root", metavar="DIR", help=root_help)
     check.add_argument("--fast", action="store_true", help="compare sizes only, no hashing")
     check.add_argument("-v", "--verbose", action="store_true", help="list every file")
 
     fetch = sub.add_parser(
-        "fetch", help="download missing or bad files (default: from the Hugging Face hub)"
+        "fetch", help="download missing or bad files (default: from the Hugging Face hub)",
+        allow_abbrev=False,
     )
     fetch.add_argument("tasks", nargs="+", metavar="TASK", help="tasks to fetch")
     where = fetch.add_mutually_exclusive_group()

@@ -4,7 +4,7 @@ Each run is its own ``matchopt fit`` process (task config + method overlay + see
 ``<root>/<task>/<method>/seed_<s>/``; a run whose final ``results.json`` exists is skipped, and
 the others continue from their ``last.ckpt`` (``--ckpt_path last``), so a killed grid resumes. ``--workers`` runs several at once on one machine; on a cluster, run
 single cells (``--tasks T --methods M --seeds S``) as array jobs and summarize with
-``--summarize-only`` (see the README).
+``--summarize-only`` (docs/scaling-out.md).
 
 Writes into ``--out``: ``runs.csv`` (every run), ``results.md`` (score_100th and score_50th,
 mean ± std per task and method, the mean normalized rank of each method, and the dataset's
@@ -54,7 +54,10 @@ def config_path(value: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``matchopt grid``; returns the exit code (1 if a run failed)."""
-    parser = argparse.ArgumentParser(prog="matchopt grid", description=__doc__.split("\n\n")[0])
+    # allow_abbrev off: --task would silently mean --tasks (the Trainer subcommands refuse it too)
+    parser = argparse.ArgumentParser(
+        prog="matchopt grid", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument("--tasks", nargs="+", type=config_path, required=True, help="task configs, e.g. shekel or my.yaml")
     parser.add_argument("--methods", nargs="+", type=config_path, required=True, help="method overlays, e.g. methods/coms")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
