@@ -20,12 +20,18 @@ from pathlib import Path
 
 import torch
 
-from lightning_matchopt.models import MatchOptModule
+from functools import partial
+
+from lightning_matchopt.models import EnsembleMLP, MatchOptModule, MLPSurrogate
+
+
+def surrogate_of(members: int):
+    return MLPSurrogate if members == 1 else partial(EnsembleMLP, ensemble_size=members)
 
 
 def make_step(d: int, members: int, points: int, device: torch.device):
     torch.manual_seed(0)
-    module = MatchOptModule(input_dim=d, ensemble_size=members).to(device)
+    module = MatchOptModule(d, surrogate_of(members)).to(device)
     optimizer = module.configure_optimizers()
     x = torch.randn(members, points, d, device=device)
     y = torch.randn(members, points, device=device).sort(dim=1).values

@@ -42,6 +42,9 @@ PRIVATE_ATTRIBUTES = [
      "commands/cli.py via subcommand_parsers()"),
     ("argparse._SubParsersAction", "_name_parser_map", "subcommand name -> its parser (argparse)",
      "commands/cli.py via subcommand_parsers()"),
+    ("lightning.pytorch.cli.LightningCLI", "_parse_ckpt_path",
+     "puts a --ckpt_path checkpoint's model hyperparameters into the config",
+     "commands/cli.py: MatchOptCLI._parse_ckpt_path overrides it (old checkpoints' flat keys upgraded)"),
 ]
 
 

@@ -57,16 +57,16 @@ def test_same_seed_gives_identical_results(tmp_path):
 
 @pytest.mark.slow
 def test_entry_point_help_and_print_config():
-    printed = run_cli("fit", "--config", str(TINY_CONFIG), "--model.integration_steps=7", "--print_config")
+    printed = run_cli("fit", "--config", str(TINY_CONFIG), "--model.surrogate.negative_slope=0.7", "--print_config")
     assert printed.returncode == 0
-    assert "integration_steps: 7" in printed.stdout and "input_dim" not in printed.stdout.split("model:")[1].split("\n")[1]
+    assert "negative_slope: 0.7" in printed.stdout and "input_dim" not in printed.stdout.split("model:")[1].split("\n")[1]
 
 
 @pytest.mark.parametrize(
     "args,message",
     [
         (["--data.task=tfbind9"], "unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, linear, quadratic, rosenbrock, shekel, superconductor, tfbind10, tfbind8"),
-        (["--model.integration_steps=0"], "model.integration_steps must be >= 1, got 0"),
+        (["--model.weight_decay=-1"], "model.weight_decay must be >= 0, got -1"),
         (["--data.n_bins=1"], "data.n_bins must be >= 2, got 1"),
         (["--model.lr=-1"], "model.lr must be > 0, got -1"),
         (["--trainer.max_epochs=-5"], "max_epochs"),
@@ -132,7 +132,8 @@ def test_shipped_configs_by_name_from_any_folder_without_noise(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(next(tmp_path.glob("runs/shekel/lightning_logs/version_0/results.json")).read_text())
     assert results["final"] and results["task"] == "shekel"
-    assert "gm_weight: 0.0" in (tmp_path / "runs/shekel/lightning_logs/version_0/config.yaml").read_text()
+    saved = (tmp_path / "runs/shekel/lightning_logs/version_0/config.yaml").read_text()
+    assert "lightning_matchopt.models.Regression" in saved and "GradientMatching" not in saved  # the overlay's terms
     for noise in ("LeafSpec", "Tip:", "litlogger", "litmodels"):
         assert noise not in result.stdout + result.stderr
 

@@ -47,7 +47,9 @@ def test_tfbind8_config_has_the_paper_settings():
 
     config = yaml.safe_load((REPO / "configs" / "tfbind8.yaml").read_text())
     assert config["trainer"]["max_epochs"] == 200 and config["data"]["n_bins"] == 128
-    assert config["model"]["integration_steps"] == 5 and config["model"]["regression_weight"] == 1.0
+    gm, reg = config["model"]["objectives"]
+    assert gm["class_path"].endswith(".GradientMatching") and gm["init_args"]["integration_steps"] == 5
+    assert reg["class_path"].endswith(".Regression") and reg["init_args"]["weight"] == 1.0  # alpha
     assert config["model"]["lr"] == 1e-4 and config["search"]["steps"] == 150 and config["search"]["n_designs"] == 128
 
 
@@ -62,8 +64,8 @@ def test_method_overlays_change_the_model_and_search_only(method: Path, tmp_path
               f"--trainer.default_root_dir={tmp_path}"],
         run=False,
     )
-    assert cli.model.hparams.gm_weight + cli.model.hparams.regression_weight > 0
-    assert cli.datamodule.ensemble_size == cli.model.hparams.ensemble_size  # each member its own draws
+    assert any(term.weight > 0 for term in cli.model.objectives)
+    assert cli.datamodule.ensemble_size == cli.model.ensemble_size  # each member its own draws
 
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs" / "official").glob("*.yaml")), ids=lambda p: p.name)
@@ -74,8 +76,15 @@ def test_official_configs_have_the_official_codes_settings(config: Path):
     c = yaml.safe_load(config.read_text())
     assert c["trainer"]["max_epochs"] == 200 and c["data"]["n_bins"] == 128 and c["data"]["trajectories_per_batch"] == 1
     assert c["data"]["binning"] == "last_takes_remainder"
-    assert c["model"] == {"hidden_dims": [512, 128, 32], "negative_slope": 0.3, "lr": 1e-4, "integration_steps": 5,
-                          "regression_weight": 1.0, "gm_weight": 1.0}
+    models = "lightning_matchopt.models"
+    assert c["model"] == {
+        "surrogate": {"class_path": f"{models}.MLPSurrogate", "init_args": {"hidden_dims": [512, 128, 32], "negative_slope": 0.3}},
+        "objectives": [
+            {"class_path": f"{models}.GradientMatching", "init_args": {"weight": 1.0, "integration_steps": 5}},
+            {"class_path": f"{models}.Regression", "init_args": {"weight": 1.0}},
+        ],
+        "lr": 1e-4,
+    }
     assert c["search"]["lr"] == 1e-3 and c["search"]["steps"] == 150 and c["search"]["n_designs"] == 128
     assert c["search"]["start"] == ("random" if config.stem == "tfbind8" else "top")
     assert c["search"]["every_n_epochs"] == 20

@@ -2,6 +2,7 @@
 
 import json
 import os
+from functools import partial
 
 import lightning as L
 import numpy as np
@@ -10,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import TINY_CONFIG
 from lightning_matchopt import DesignSearch, MatchOptDataModule, MatchOptModule
+from lightning_matchopt.models import MLPSurrogate
 from lightning_matchopt.tasks import Shekel
 from lightning_matchopt.cli import main
 from test_cli import EXPECTED_TAGS, log_dir, run_cli
@@ -26,7 +28,7 @@ def fit(root, *extra):
     return log_dir(root)
 
 
-@pytest.mark.parametrize("method", [[], ["--model.ensemble_size=2", "--search.objective=lcb"]], ids=["single", "ensemble"])
+@pytest.mark.parametrize("method", [[], ["--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2", "--search.objective=lcb"]], ids=["single", "ensemble"])
 def test_two_process_ddp_matches_one_process(tmp_path, method):
     single = fit(tmp_path / "single", *method)
     ddp = fit(tmp_path / "ddp", "--trainer.devices=2", "--trainer.strategy=ddp", *method)
@@ -79,7 +81,7 @@ def test_ddp_spawn_calls_the_oracle_once_per_design(tmp_path):
     calls = tmp_path / "oracle_calls.txt"
     datamodule = MatchOptDataModule(task="shekel", n_bins=16, trajectories_per_batch=2, seed=0)
     datamodule.task = CountingShekel(str(calls))
-    model = MatchOptModule(datamodule.input_dim, hidden_dims=(16,))
+    model = MatchOptModule(datamodule.input_dim, partial(MLPSurrogate, hidden_dims=(16,)))
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=2, default_root_dir=tmp_path,
         callbacks=[DesignSearch(n_designs=15, steps=5, every_n_epochs=1)],

@@ -81,14 +81,14 @@ def _fit(tmp_path, name, *extra):
 
 def test_ensemble_runs_end_to_end_and_one_member_is_the_single_surrogate(tmp_path):
     single, single_designs = _fit(tmp_path, "single")
-    one, one_designs = _fit(tmp_path, "one", "--model.ensemble_size=1", "--search.objective=lcb")
+    one, one_designs = _fit(tmp_path, "one", "--search.objective=lcb")  # lcb of one surrogate: itself
     assert one["score_100th"] == single["score_100th"] and one["score_50th"] == single["score_50th"]
     assert (one_designs["features"] == single_designs["features"]).all() and (one_designs["prediction_std"] == 0).all()
-    ensemble, designs = _fit(tmp_path, "ensemble", "--model.ensemble_size=3", "--search.objective=lcb", "--search.beta=1")
+    ensemble, designs = _fit(tmp_path, "ensemble", "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=3", "--search.objective=lcb", "--search.beta=1")
     assert ensemble["predicted_std"] > 0 and (designs["prediction_std"] > 0).all()
     assert ensemble["search"]["objective"] == "lcb" and len(designs["predictions"]) == len(designs["scores"])
     from lightning_matchopt.models import MatchOptModule
 
     checkpoint = next((tmp_path / "ensemble").glob("lightning_logs/version_*/checkpoints/last.ckpt"))
     restored = MatchOptModule.load_from_checkpoint(checkpoint)  # the ensemble comes back whole
-    assert restored.hparams.ensemble_size == 3 and isinstance(restored.surrogate, EnsembleMLP)
+    assert restored.ensemble_size == 3 and isinstance(restored.surrogate, EnsembleMLP)

@@ -15,7 +15,7 @@ from lightning_matchopt.cli import main
 
 TESTS = str(REPO / "tests")
 FILES = ["--config", str(REPO / "configs" / "files.yaml"), "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false",
-         "--data.n_bins=8", "--model.hidden_dims=[32]", "--search.n_designs=8", "--search.steps=10"]
+         "--data.n_bins=8", "--model.surrogate.hidden_dims=[32]", "--search.n_designs=8", "--search.steps=10"]
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_hopper_workers_that_outlive_the_timeout_are_stopped(tmp_path, capsys):
     rng = np.random.default_rng(0)
     write_shards(tmp_path, "hopper_controller", "hopper_controller", rng.normal(0, 0.1, (64, 5126)), rng.normal(size=64), 64)
     line = fails(["fit", "--config", str(TINY_CONFIG), "--data.task=hopper", f"--data.data_root={tmp_path}",
-                  "--data.task_options={workers: 1}", "--data.n_bins=8", "--model.hidden_dims=[8]", "--trainer.max_epochs=1",
+                  "--data.task_options={workers: 1}", "--data.n_bins=8", "--model.surrogate.hidden_dims=[8]", "--trainer.max_epochs=1",
                   f"--trainer.default_root_dir={tmp_path / 'run'}", "--search.n_designs=2", "--search.steps=2",
                   "--search.oracle_timeout=0.1"], capsys, 1)
     assert "failed in the final search (epoch 1): OracleError: hopper: the episodes did not finish within 0.1 s" in line
@@ -151,7 +151,7 @@ def test_unreadable_last_checkpoint_resumes_from_the_previous_one(trained, tmp_p
         ("both truncated", ["--ckpt_path=last"], "neither {last} nor {previous} can be read: start fresh without --ckpt_path"),
         ("another task", ["--data.task=ackley", "--data.task_options={dim: 4, n_samples: 400}", "--ckpt_path=last"],
          "was trained on task 'shekel', not 'ackley': pass a checkpoint of this run, or start fresh"),
-        ("another surrogate", ["--model.hidden_dims=[16]", "--ckpt_path=last"],
+        ("another surrogate", ["--model.surrogate.hidden_dims=[16]", "--ckpt_path=last"],
          "holds another surrogate (surrogate.net.0.weight: (32, 4) in the file, (16, 4) here; another input width"),
     ],
 )

@@ -10,7 +10,7 @@ from lightning_matchopt.errors import ConfigError, DataError
 from lightning_matchopt.tasks import make_task
 
 FAST = ["--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", "--data.n_bins=8",
-        "--model.hidden_dims=[32]", "--search.n_designs=8", "--search.steps=10"]
+        "--model.surrogate.hidden_dims=[32]", "--search.n_designs=8", "--search.steps=10"]
 
 
 def quadratic_oracle(x):

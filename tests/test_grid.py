@@ -85,7 +85,7 @@ def test_earlier_runs_fill_missing_cells_and_are_marked(tmp_path):
 def test_an_overlay_that_differs_only_in_search_reuses_the_trained_surrogates(tmp_path, capsys):
     """The lcb cells search with the ensemble cells' last.ckpt: no second training, the scores of a full fit."""
     args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt-ensemble", "methods/matchopt-ensemble-lcb",
-            "--seeds", "0", "--root", str(tmp_path / "grid"), "--", "--trainer.max_epochs=1", "--model.ensemble_size=2"]
+            "--seeds", "0", "--root", str(tmp_path / "grid"), "--", "--trainer.max_epochs=1", "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 0
@@ -99,7 +99,7 @@ def test_an_overlay_that_differs_only_in_search_reuses_the_trained_surrogates(tm
     assert searched["final"] and searched["search"]["objective"] == "lcb"
 
     main(["fit", "--config", str(TINY_CONFIG), "--config", "methods/matchopt-ensemble-lcb", "--trainer.max_epochs=1",
-          "--model.ensemble_size=2", "--seed_everything=0", f"--trainer.default_root_dir={tmp_path / 'fit'}"])  # the same cell as a full fit
+          "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2", "--seed_everything=0", f"--trainer.default_root_dir={tmp_path / 'fit'}"])  # the same cell as a full fit
     (fitted,) = (tmp_path / "fit").glob("lightning_logs/version_*/results.json")
     fitted = json.loads(fitted.read_text())
     for key in ("score_100th", "score_50th", "predicted_mean", "predicted_std"):

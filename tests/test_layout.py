@@ -114,6 +114,7 @@ def test_every_private_attribute_in_compat_exists_in_the_installed_releases(tmp_
         "lightning.pytorch.core.module.LightningModule": pl.LightningModule(),
         "jsonargparse.ArgumentParser": parser,
         "argparse._SubParsersAction": parser.add_subcommands(),
+        "lightning.pytorch.cli.LightningCLI": pl.cli.LightningCLI,
     }
     assert isinstance(instances["argparse._SubParsersAction"], argparse._SubParsersAction)
     missing = [(owner, name) for owner, name, *_ in compat.PRIVATE_ATTRIBUTES if not hasattr(instances[owner], name)]

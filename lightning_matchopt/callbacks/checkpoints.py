@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning_matchopt import compat
 from lightning_matchopt.atomic import write_atomic
 from lightning_matchopt.errors import CheckpointError
+from lightning_matchopt.models.legacy import upgrade_hyperparameters
 from lightning_matchopt.tasks import ALIASES
 
 PREVIOUS = "previous.ckpt"
@@ -167,7 +168,7 @@ def check_checkpoint_fits(ckpt_path: str | None, model: L.LightningModule, datam
         if expected.get(key) != saved.get(key):
             raise CheckpointError(
                 f"checkpoint {path} holds another surrogate ({key}: {saved.get(key)} in the file, "
-                f"{expected.get(key)} here; another input width or model.hidden_dims): {fresh}"
+                f"{expected.get(key)} here; another input width or model.surrogate): {fresh}"
             )
 
 
@@ -177,7 +178,7 @@ def read_hyperparameters(ckpt_path: str) -> dict[str, Any]:
     hparams = _read(path).get("hyper_parameters")
     if not isinstance(hparams, dict) or "input_dim" not in hparams:
         raise CheckpointError(f"checkpoint {path} is not a MATCH-OPT checkpoint (no surrogate hyperparameters): pass {FIT_HINT}")
-    return hparams
+    return upgrade_hyperparameters(hparams)  # a checkpoint of the flat model.* keys, in today's form
 
 
 def _read(path: Path, subcommand: str = "fit") -> dict[str, Any]:

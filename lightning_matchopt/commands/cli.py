@@ -163,7 +163,7 @@ class MatchOptCLI(LightningCLI):
             "best_checkpoint.auto_insert_metric_name": False,
         })
         parser.link_arguments("data.input_dim", "model.input_dim", apply_on="instantiate")
-        parser.link_arguments("model.ensemble_size", "data.ensemble_size")  # each member its own draws
+        parser.link_arguments("model.surrogate", "data.ensemble_size", compute_fn=ensemble_size_of)  # each member its own draws
         task = next(a for a in compat.parser_actions(parser) if a.dest == "data.task")
         task.help = f"one of {', '.join(TASKS)}, or a Design-Bench id such as TFBind8-Exact-v0"
         parser.usage = project_summary(parser)
@@ -184,6 +184,16 @@ class MatchOptCLI(LightningCLI):
         if config.get("ckpt_path"):
             config.ckpt_path = readable_checkpoint(config.ckpt_path, subcommand)
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's (private) hook that puts a checkpoint's model hyperparameters into the config,
+        given them in today's form: a checkpoint of the flat ``model.*`` keys still loads."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = subcommand and self.config[subcommand].get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = {k: v for k, v in read_hyperparameters(ckpt_path).items() if k != "_instantiator"}
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         if config.checkpoint.get("monitor"):
@@ -200,10 +210,8 @@ class MatchOptCLI(LightningCLI):
             # Lightning restores the checkpoint's callback states in every stage; outside fit the
             # checkpoint callbacks write nothing, so their note that the folder changed is noise.
             warnings.filterwarnings("ignore", "The dirpath has changed from")
-            for key, value in read_hyperparameters(config.ckpt_path).items():  # the checkpoint defines its network
-                if key in config.model and key != "input_dim":
-                    config.model[key] = value
-            config.data.ensemble_size = config.model.ensemble_size  # the link, after the checkpoint's value
+            # The checkpoint defines its network: _parse_ckpt_path put its hyperparameters into config.model.
+            config.data.ensemble_size = ensemble_size_of(config.model.surrogate)  # the link, after the checkpoint's value
 
     def _check_checkpoint(self) -> None:
         """Refuse a checkpoint of another task or surrogate shape before Lightning loads it."""
@@ -222,6 +230,12 @@ class MatchOptCLI(LightningCLI):
             self.trainer.logger = TensorBoardLogger(str(log_dir.parent.parent), name=log_dir.parent.name, version=log_dir.name)
 
     before_validate = before_predict = before_search = _check_checkpoint
+
+
+def ensemble_size_of(surrogate) -> int:
+    """The members of a ``model.surrogate`` spec (its ``init_args.ensemble_size``; 1 if it has none)."""
+    init_args = getattr(surrogate, "init_args", None) or {}
+    return int(init_args.get("ensemble_size", 1) or 1) if hasattr(init_args, "get") else 1
 
 
 def project_summary(parser: LightningArgumentParser) -> str:

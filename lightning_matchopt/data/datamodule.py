@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from lightning_matchopt.data.lists import RowLists
 from lightning_matchopt.data.trajectories import (
     BINNINGS,
     epoch_generator,
@@ -86,6 +87,35 @@ class TrajectorySampler(DistributedSampler):
         return sample_trajectories(self.members, self.sizes, generator)
 
 
+class ListSampler(DistributedSampler):
+    """Yields an epoch's list batches, ``(lists_per_batch, length)`` row indices (``RowLists``), every member its own.
+
+    Like ``TrajectorySampler``: draws depend only on ``(seed, epoch)``, every rank sees the same
+    batches (the ranking terms split the lists across ranks), members are stacked member-major.
+    A run's fixed lists and bootstrap resamples are drawn once, at construction.
+    """
+
+    def __init__(self, lists: RowLists, n_rows: int, seed: int, ensemble_size: int = 1):
+        self.shuffle, self.drop_last = True, True
+        self.lists, self.n_rows, self.seed, self.epoch = lists, n_rows, seed, 0
+        self.pools = [lists.pool(n_rows, seed, k) for k in range(ensemble_size)]
+        self.fixed = [lists.fixed(n_rows, seed, k) for k in range(ensemble_size)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.lists.steps_per_epoch(self.n_rows)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        streams = [
+            self.lists.batches(pool, fixed, epoch_generator(self.seed, self.epoch, k))
+            for k, (pool, fixed) in enumerate(zip(self.pools, self.fixed))
+        ]
+        for batches in zip(*streams):
+            yield batches[0] if len(batches) == 1 else torch.cat(batches)
+
+
 VAL_TRAJECTORIES_PER_BATCH = 32
 
 
@@ -145,7 +175,10 @@ class MatchOptDataModule(L.LightningDataModule):
             columns, as for the ``files`` task; scores optional); None: the task's offline data.
         predict_batch_size: designs per prediction batch.
         ensemble_size: surrogates trained together, each on its own draws of the training rows
-            (linked from ``model.ensemble_size`` by the CLI).
+            (linked from ``model.surrogate``'s ``ensemble_size`` by the CLI).
+        lists: train on lists of offline rows instead of trajectories (ranking losses, plain
+            minibatches: ``RowLists``); None: MATCH-OPT's trajectories (``n_bins`` and
+            ``pairing`` then shape the batches; ``n_bins`` still shapes the held-out trajectories).
     """
 
     def __init__(
@@ -162,6 +195,7 @@ class MatchOptDataModule(L.LightningDataModule):
         predict_path: str | None = None,
         predict_batch_size: int = 4096,
         ensemble_size: int = 1,
+        lists: RowLists | None = None,
     ) -> None:
         super().__init__()
         if pairing not in ("trajectories", "random"):
@@ -185,6 +219,7 @@ class MatchOptDataModule(L.LightningDataModule):
         self.n_bins, self.trajectories_per_batch, self.pairing = n_bins, trajectories_per_batch, pairing
         self.binning, self.val_fraction, self.ensemble_size = binning, val_fraction, ensemble_size
         self.predict_path, self.predict_batch_size = predict_path, predict_batch_size
+        self.lists = lists
         self._table: DesignTable | None = None
         self.held_out = torch.empty(0, 0, dtype=torch.long)
 
@@ -257,6 +292,9 @@ class MatchOptDataModule(L.LightningDataModule):
         return y * self.y_std.to(y) + self.y_mean.to(y)
 
     def train_dataloader(self) -> DataLoader:
+        if self.lists is not None:
+            sampler = ListSampler(self.lists, len(self.table), self.seed, self.ensemble_size)
+            return DataLoader(self.table, sampler=sampler, batch_size=None)
         sampler = TrajectorySampler(
             self.members, self.sizes, self.trajectories_per_batch, self.seed, self.pairing, self.ensemble_size
         )

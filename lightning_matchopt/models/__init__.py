@@ -1,21 +1,46 @@
-"""The surrogate, MATCH-OPT's losses and the LightningModule."""
+"""Surrogates, loss terms and the LightningModule that sums them."""
 
+from lightning_matchopt.models.ensemble import EnsembleMLP
 from lightning_matchopt.models.losses import (
     endpoint_matching_loss,
+    gaussian_nll_loss,
     gradient_matching_loss,
+    listnet_loss,
     predicted_differences,
     quadrature_nodes,
+    rankcosine_loss,
     regression_loss,
 )
 from lightning_matchopt.models.module import MatchOptModule
-from lightning_matchopt.models.surrogate import MLPSurrogate
+from lightning_matchopt.models.objectives import (
+    Conservative,
+    GaussianLikelihood,
+    GradientMatching,
+    ListNet,
+    Objective,
+    RankCosine,
+    Regression,
+)
+from lightning_matchopt.models.surrogate import GaussianMLP, MLPSurrogate
 
 __all__ = [
+    "Conservative",
+    "EnsembleMLP",
+    "GaussianLikelihood",
+    "GaussianMLP",
+    "GradientMatching",
+    "ListNet",
     "MLPSurrogate",
     "MatchOptModule",
+    "Objective",
+    "RankCosine",
+    "Regression",
     "endpoint_matching_loss",
+    "gaussian_nll_loss",
     "gradient_matching_loss",
+    "listnet_loss",
     "predicted_differences",
     "quadrature_nodes",
+    "rankcosine_loss",
     "regression_loss",
 ]

@@ -10,10 +10,14 @@ and their sum over members trains every member on its own loss in one optimizer 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lightning_matchopt.errors import ConfigError
+from lightning_matchopt.models.surrogate import tangent_through_layers
 
 
 class EnsembleMLP(nn.Module):
@@ -29,10 +33,13 @@ class EnsembleMLP(nn.Module):
         hidden_dims: Sequence[int] = (512, 128, 32),
         negative_slope: float = 0.3,
         ensemble_size: int = 5,
+        out_features: int = 1,
     ):
         super().__init__()
+        if ensemble_size < 1:
+            raise ConfigError(f"model.surrogate.ensemble_size must be >= 1, got {ensemble_size}")
         self.negative_slope, self.ensemble_size = negative_slope, ensemble_size
-        widths = [input_dim, *hidden_dims, 1]
+        widths = [input_dim, *hidden_dims, out_features]
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         for fan_in, fan_out in zip(widths[:-1], widths[1:]):
             layers = [nn.Linear(fan_in, fan_out) for _ in range(ensemble_size)]
@@ -55,7 +62,11 @@ class EnsembleMLP(nn.Module):
 
     def members(self, x: torch.Tensor) -> torch.Tensor:
         """Every member on the same ``(B, d)`` rows -> ``(K, B)``."""
-        return self._hidden(x.unsqueeze(0).expand(self.ensemble_size, *x.shape)).squeeze(-1)
+        return self.member_outputs(x).squeeze(-1)
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member on the same ``(B, d)`` rows -> ``(K, B, out_features)``."""
+        return self._hidden(x.unsqueeze(0).expand(self.ensemble_size, *x.shape))
 
     def line_derivatives(self, x_u: torch.Tensor, delta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``MLPSurrogate.line_derivatives`` for every member at once: ``(len(t), K * P)``, member-major.
@@ -65,6 +76,8 @@ class EnsembleMLP(nn.Module):
         with ``x_u`` and ``delta`` are computed once for all nodes ``t``.
         """
         x_u, delta = self._split(x_u), self._split(delta)  # (K, P, d)
+        if self.weights[-1].shape[-1] != 1:
+            raise ConfigError("line_derivatives needs one output per member (out_features=1)")
         k, p, n = self.ensemble_size, x_u.shape[1], len(t)
         first_weight, first_bias = self.weights[0], self.biases[0]
         tangent = torch.bmm(delta, first_weight)  # (K, P, h): the same for every node before the slopes
@@ -72,15 +85,15 @@ class EnsembleMLP(nn.Module):
             start = torch.baddbmm(first_bias, x_u, first_weight)
             pre = torch.addcmul(start.unsqueeze(1), t[None, :, None, None], tangent.detach().unsqueeze(1))
             hidden = F.leaky_relu_(pre, self.negative_slope).reshape(k, n * p, -1)  # (K, nodes * P, h)
-        tangent = _through_activation(tangent.repeat(1, n, 1), hidden, self.negative_slope)
-        for weight, bias in zip(self.weights[1:-1], self.biases[1:-1]):
-            with torch.no_grad():
-                hidden = F.leaky_relu_(torch.baddbmm(bias, hidden, weight), self.negative_slope)
-            tangent = _through_activation(torch.bmm(tangent, weight), hidden, self.negative_slope)
+        layers = [
+            (partial(_affine, weight, bias), partial(_affine, weight, None))
+            for weight, bias in zip(self.weights[1:-1], self.biases[1:-1])
+        ]
+        tangent = tangent_through_layers(tangent.repeat(1, n, 1), hidden, layers, self.negative_slope)
         out = torch.bmm(tangent, self.weights[-1]).reshape(k, n, p)
         return out.transpose(0, 1).reshape(n, k * p)
 
 
-def _through_activation(tangent: torch.Tensor, hidden: torch.Tensor, negative_slope: float) -> torch.Tensor:
-    # LeakyReLU's JVP read off the sign of the activation, as in MLPSurrogate (see its comment).
-    return torch.ops.aten.leaky_relu_backward(tangent, hidden, negative_slope, False)
+def _affine(weight: torch.Tensor, bias: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+    """Every member's layer on its own rows: ``(K, rows, in) -> (K, rows, out)``."""
+    return torch.bmm(h, weight) if bias is None else torch.baddbmm(bias, h, weight)

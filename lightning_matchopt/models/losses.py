@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import math
 from functools import lru_cache
 
 import torch
@@ -130,6 +131,37 @@ def conservative_penalty(
     return _reduce(_flat(surrogate)(x_adv) - _flat(surrogate)(x), reduction)
 
 
+def gaussian_nll_loss(
+    mean: torch.Tensor, std: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """Negative log-likelihood of ``y`` under ``N(mean, std^2)``: design-baselines' ``MaximumLikelihood``."""
+    y = y.reshape(-1)
+    nll = 0.5 * math.log(2 * math.pi) + torch.log(std) + 0.5 * ((y - mean) / std) ** 2
+    return _reduce(nll, reduction)
+
+
+def listnet_loss(scores: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """ListNet (top-one probabilities, temperature 1) over the last axis, one value per list.
+
+    ``-sum_j softmax(y)_j log softmax(scores)_j``, the cross-entropy between the lists' true and
+    predicted top-one distributions (RaM's ``ListNetLossFunction``; it adds 1e-10 inside the log
+    of a softmax, ``log_softmax`` here, the same up to that constant).
+    """
+    per_list = -(torch.softmax(y, dim=-1) * torch.log_softmax(scores, dim=-1)).sum(-1)
+    return _reduce(per_list, reduction)
+
+
+def rankcosine_loss(scores: torch.Tensor, y: torch.Tensor, reduction: str = "mean", eps: float = 1e-8) -> torch.Tensor:
+    """RankCosine as RaM's code computes it: ``1 - Pearson(scores, y)`` over the last axis, per list.
+
+    Both are centred within the list before the cosine (the paper writes an uncentred cosine;
+    RaM's ``RankCosineLossFunction`` centres, and ``eps`` is its guard in the denominator).
+    """
+    scores, y = scores - scores.mean(-1, keepdim=True), y - y.mean(-1, keepdim=True)
+    cosine = (scores * y).sum(-1) / (scores.norm(dim=-1) * y.norm(dim=-1) + eps)
+    return _reduce(1 - cosine, reduction)
+
+
 def _reduce(errors: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return errors.mean()
@@ -142,8 +174,11 @@ __all__ = [
     "QUADRATURES",
     "conservative_penalty",
     "endpoint_matching_loss",
+    "gaussian_nll_loss",
     "gradient_matching_loss",
+    "listnet_loss",
     "predicted_differences",
     "quadrature_nodes",
+    "rankcosine_loss",
     "regression_loss",
 ]

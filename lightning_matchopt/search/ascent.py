@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import torch
 
 from lightning_matchopt.errors import ConfigError
 
-OBJECTIVES = ("mean", "lcb")
+OBJECTIVES = ("mean", "lcb", "min")
+OPTIMIZERS = ("adam", "gradient")
+STEP_RULES = ("constant", "sqrt_dim")
 
 
 def search_objective(surrogate, objective: str = "mean", beta: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -16,7 +19,8 @@ def search_objective(surrogate, objective: str = "mean", beta: float = 1.0) -> C
 
     ``mean``: the members' mean (Grad. Mean's objective). ``lcb``: mean minus ``beta`` times the
     members' (population) std, a pessimistic objective that does not chase one member's
-    over-estimate. A single surrogate is its own objective either way (its std is zero).
+    over-estimate. ``min``: the members' minimum (Grad. Min's; design-baselines' ``'mean'``
+    aggregation computes it too). A single surrogate is its own objective either way.
     """
     if objective not in OBJECTIVES:
         raise ConfigError(f"unknown search objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
@@ -24,12 +28,39 @@ def search_objective(surrogate, objective: str = "mean", beta: float = 1.0) -> C
         return surrogate
     if objective == "mean":
         return lambda x: surrogate.members(x).mean(0)
+    if objective == "min":
+        return lambda x: surrogate.members(x).min(0).values
 
     def lower_confidence_bound(x: torch.Tensor) -> torch.Tensor:
         members = surrogate.members(x)
         return members.mean(0) - beta * members.std(0, unbiased=False)
 
     return lower_confidence_bound
+
+
+def step_size(lr: float, rule: str, input_dim: int) -> float:
+    """The search's step: ``lr`` itself (``constant``), or ``lr * sqrt(d)`` (``sqrt_dim``).
+
+    design-baselines scales its ``solver_lr`` by the square root of the flattened design width
+    (``config['solver_lr'] *= np.sqrt(np.prod(x.shape[1:]))``), so one step moves a z-scored
+    design about as far whatever its width.
+    """
+    if rule not in STEP_RULES:
+        raise ConfigError(f"unknown search.step_rule {rule!r}; use one of {', '.join(STEP_RULES)}")
+    return lr * math.sqrt(input_dim) if rule == "sqrt_dim" else lr
+
+
+def standardized(objective: Callable[[torch.Tensor], torch.Tensor], offline_x: torch.Tensor, chunk: int = 4096):
+    """RaM's output adaptation: ``(f(x) - mean) / std`` with the mean and std of ``f`` on the offline designs.
+
+    A ranking loss fixes the surrogate's scores only up to a shift and a scale; standardizing
+    them on the offline data gives the search's steps a fixed scale (RaM's ``score_fn``; the std
+    is the sample std, ``torch.std``'s default, as theirs).
+    """
+    with torch.no_grad():
+        values = torch.cat([objective(part) for part in offline_x.split(chunk)])
+    mean, std = values.mean(), values.std()
+    return lambda x: (objective(x) - mean) / std
 
 
 def gradient_ascent(
@@ -39,8 +70,12 @@ def gradient_ascent(
     lr: float = 1e-3,
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
     observe: Callable[[int, torch.Tensor], None] | None = None,
+    optimizer: str = "adam",
 ) -> torch.Tensor:
-    """Move each design uphill on ``surrogate`` with Adam; returns the final designs.
+    """Move each design uphill on ``surrogate`` with Adam or plain gradient steps; returns the final designs.
+
+    ``optimizer="adam"``: Adam on ``-surrogate(x)`` (MATCH-OPT's and RaM's search);
+    ``"gradient"``: ``x <- x + lr * grad surrogate(x)`` (design-baselines' Grad. search).
 
     Gradients are taken with respect to the designs only (``torch.autograd.grad``), so no
     ``.grad`` is written into the surrogate's parameters. Each design's update depends only on
@@ -50,15 +85,21 @@ def gradient_ascent(
     ``observe(step, designs)``, if given, sees a detached copy of the designs before the first
     step (``step=0``) and after every step (to score the search's path, not only its end).
     """
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown search.optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     x = x0.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([x], lr=lr)
+    adam = torch.optim.Adam([x], lr=lr) if optimizer == "adam" else None
     if observe is not None:
         observe(0, x.detach().clone())
     with torch.enable_grad():
         for step in progress(range(1, steps + 1)):
             (gradient,) = torch.autograd.grad(surrogate(x).sum(), x)
-            x.grad = -gradient
-            optimizer.step()
+            if adam is None:
+                with torch.no_grad():
+                    x.add_(gradient, alpha=lr)
+            else:
+                x.grad = -gradient
+                adam.step()
             if observe is not None:
                 observe(step, x.detach().clone())
     return x.detach()
@@ -71,6 +112,7 @@ def traced_ascent(
     lr: float,
     trace_every: int = 0,
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    optimizer: str = "adam",
 ) -> tuple[torch.Tensor, list[int], dict[int, torch.Tensor]]:
     """:func:`gradient_ascent`, keeping the designs every ``trace_every`` steps (0: none) and at the end.
 
@@ -79,4 +121,4 @@ def traced_ascent(
     traced = sorted({*range(0, steps + 1, trace_every), steps}) if trace_every else []
     snapshots: dict[int, torch.Tensor] = {}
     observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
-    return gradient_ascent(climb, x0, steps, lr, progress, observe), traced, snapshots
+    return gradient_ascent(climb, x0, steps, lr, progress, observe, optimizer), traced, snapshots

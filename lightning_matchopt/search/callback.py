@@ -15,7 +15,15 @@ from tqdm.auto import tqdm
 from lightning_matchopt import pictures
 from lightning_matchopt.errors import ConfigError, SearchFailed
 from lightning_matchopt.metrics import SearchResults
-from lightning_matchopt.search.ascent import OBJECTIVES, search_objective, traced_ascent
+from lightning_matchopt.search.ascent import (
+    OBJECTIVES,
+    OPTIMIZERS,
+    STEP_RULES,
+    search_objective,
+    standardized,
+    step_size,
+    traced_ascent,
+)
 from lightning_matchopt.search.candidates import count_unique_and_novel, describe_candidates
 from lightning_matchopt.search.references import oracle_scores
 from lightning_matchopt.search.report import report, summarize, write_designs
@@ -59,10 +67,16 @@ class DesignSearch(Callback):
         oracle_timeout: seconds one oracle call may take before it is stopped, for oracles that
             run in other processes (``hopper``'s workers; a ``files`` oracle, then run in a
             subprocess); None: no limit.
-        objective: what the search climbs on an ensemble (``model.ensemble_size > 1``): ``mean``
-            of the members, or ``lcb``, the mean minus ``beta`` times their std. A single
-            surrogate is climbed as it is.
+        objective: what the search climbs on an ensemble (``model.surrogate.ensemble_size > 1``):
+            ``mean`` of the members, ``lcb``, the mean minus ``beta`` times their std, or ``min``
+            (Grad. Min). A single surrogate is climbed as it is.
         beta: weight of the members' std in ``lcb``.
+        optimizer: ``adam`` (MATCH-OPT's and RaM's search) or ``gradient``, plain steps
+            ``x <- x + step * grad`` (design-baselines' Grad.).
+        step_rule: ``constant`` (the step is ``lr``) or ``sqrt_dim`` (``lr * sqrt(d)``, d the
+            surrogate's input width: design-baselines').
+        standardize: climb ``(f(x) - mean) / std`` with the mean and std of the climbed objective
+            on the offline designs (RaM's output adaptation).
     """
 
     def __init__(
@@ -75,9 +89,12 @@ class DesignSearch(Callback):
         seed: int | None = None,
         trace_every: int = 0,
         oracle_timeout: float | None = None,
-        objective: Literal["mean", "lcb"] = "mean",
+        objective: Literal["mean", "lcb", "min"] = "mean",
         beta: float = 1.0,
         drop_duplicates: bool = False,
+        optimizer: Literal["adam", "gradient"] = "adam",
+        step_rule: Literal["constant", "sqrt_dim"] = "constant",
+        standardize: bool = False,
     ) -> None:
         if n_designs < 1 or steps < 0 or every_n_epochs < 0 or trace_every < 0:
             raise ConfigError(
@@ -97,6 +114,12 @@ class DesignSearch(Callback):
         self.oracle_timeout = oracle_timeout
         self.objective, self.beta = objective, beta
         self.drop_duplicates = drop_duplicates
+        if optimizer not in OPTIMIZERS or step_rule not in STEP_RULES:
+            raise ConfigError(
+                f"search.optimizer must be one of {', '.join(OPTIMIZERS)} (got {optimizer!r}) and "
+                f"search.step_rule one of {', '.join(STEP_RULES)} (got {step_rule!r})"
+            )
+        self.optimizer, self.step_rule, self.standardize = optimizer, step_rule, standardize
         self.history: list[dict[str, Any]] = []
         self._results = SearchResults(sync_on_compute=True)
         self._trained: dict[str, int] | None = None  # epochs and steps done, saved in checkpoints
@@ -142,6 +165,7 @@ class DesignSearch(Callback):
         task = datamodule.task
         seed = self.seed if self.seed is not None else datamodule.seed
         lr = self.lr if self.lr is not None else (1e-2 if task.is_discrete else 1e-3)
+        step_length = step_size(lr, self.step_rule, datamodule.input_dim)
         start = search_start(datamodule.table.x, datamodule.table.y, self.n_designs, self.start, seed)
         share = torch.tensor_split(torch.arange(self.n_designs), trainer.world_size)[trainer.global_rank]
 
@@ -149,8 +173,12 @@ class DesignSearch(Callback):
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
         progress = lambda steps: tqdm(steps, desc=f"search (epoch {epoch})", leave=False, disable=not show)  # noqa: E731
         climb = search_objective(surrogate, self.objective, self.beta)
+        if self.standardize:  # on every offline design, held-out ones included (RaM: all of x)
+            climb = standardized(climb, datamodule.offline.x.to(pl_module.device))
         trace_every = self.trace_every if final else 0
-        x, traced, snapshots = traced_ascent(climb, start[share].to(pl_module.device), self.steps, lr, trace_every, progress)
+        x, traced, snapshots = traced_ascent(
+            climb, start[share].to(pl_module.device), self.steps, step_length, trace_every, progress, self.optimizer
+        )
         with torch.no_grad():
             members = surrogate.members(x).double()  # (K, designs): the ensemble's opinions
             predictions = datamodule.denormalize_y(members.mean(0))
@@ -180,7 +208,8 @@ class DesignSearch(Callback):
 
         settings = {
             "steps": self.steps, "lr": lr, "start": self.start, "objective": self.objective, "beta": self.beta,
-            "drop_duplicates": self.drop_duplicates,
+            "drop_duplicates": self.drop_duplicates, "optimizer": self.optimizer, "step_rule": self.step_rule,
+            "step_size": step_length, "standardize": self.standardize,
         }
         summary = summarize(task, gathered, seed, epoch, final, self.n_designs, counts, settings, traced, error)
         self.history.append(summary)
