@@ -13,6 +13,7 @@ third rows, with errors it computes from the closed-form gradients.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,15 @@ CASES = [
 ]
 
 
+
+def gradient_matching_alone(quadrature: str) -> str:
+    """``--model.objectives`` for gradient matching alone (kappa 5) with the given quadrature rule."""
+    terms = [
+        {"class_path": "lightning_matchopt.models.GradientMatching", "init_args": {"quadrature": quadrature}},
+        {"class_path": "lightning_matchopt.models.Regression", "init_args": {"weight": 0.0}},
+    ]
+    return f"--model.objectives={json.dumps(terms)}"
+
 def fit_and_measure(task: str, quadrature: str, root: Path, extra: list[str]) -> dict[str, float]:
     """Gradient errors per alpha of one gradient-matching-only fit."""
     matchopt(
@@ -39,7 +49,7 @@ def fit_and_measure(task: str, quadrature: str, root: Path, extra: list[str]) ->
             "--config",
             str(CONFIG),
             f"--data.task={task}",
-            f"--model.quadrature={quadrature}",
+            gradient_matching_alone(quadrature),
             f"--trainer.default_root_dir={root}",
             *extra,
         ]

@@ -38,6 +38,18 @@ METHODS = ("matchopt", "regression", "gm-only", "matchopt-exact")  # table order
 TAG = re.compile(r"diag/grad_(cosine|rel_l2)_a(.+)")
 
 
+def loss_weights(model: dict) -> tuple[float, float]:
+    """The gradient-matching and regression weights of a run's model config, flat or component form."""
+    if "objectives" not in model:  # runs made before methods were components
+        return model["gm_weight"], model["regression_weight"]
+    weights = {"GradientMatching": 0.0, "Regression": 0.0}
+    for term in model["objectives"]:
+        name = term["class_path"].rpartition(".")[2]
+        if name in weights:
+            weights[name] += (term.get("init_args") or {}).get("weight", 1.0)
+    return weights["GradientMatching"], weights["Regression"]
+
+
 def early_stopping(losses: list[float], patience: int = PATIENCE) -> tuple[int, int | None]:
     """``(best, stop)`` indices into ``losses``, as ``EarlyStopping(mode="min", min_delta=0)``.
 
@@ -62,7 +74,7 @@ def read_run(versions: list[Path]) -> dict:
     ``--not-stopped``) continues in the next ``version_N``, and the series are joined.
     """
     config = yaml.safe_load((versions[0] / "config.yaml").read_text())
-    model = config["model"]
+    gm_weight, reg_weight = loss_weights(config["model"])
     objective, check_steps = [], []
     diagnostics: dict[int, dict[tuple[str, float], float]] = defaultdict(dict)
     for version in versions:
@@ -70,7 +82,7 @@ def read_run(versions: list[Path]) -> dict:
         events.Reload()
         gm, reg = events.Scalars("val/loss_gm"), events.Scalars("val/loss_reg")
         for a, b in zip(gm, reg, strict=True):
-            objective.append(model["gm_weight"] * a.value + model["regression_weight"] * b.value)
+            objective.append(gm_weight * a.value + reg_weight * b.value)
             check_steps.append(a.step + 1)  # Lightning logs the global step before the increment
         for tag in events.Tags()["scalars"]:
             if match := TAG.fullmatch(tag):

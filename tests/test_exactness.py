@@ -13,6 +13,7 @@ from that closed form and the checkpoint, not with the code under test (the diag
   for trajectory pairs (far apart in x, close in y). The midpoint and trapezoid rules are exact.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,15 @@ def test_line_integral_of_a_quadratic_has_the_known_quadrature_error(rule, kappa
     }
     predicted = predicted_differences(task.value, x_u, x_v, kappa, rule)
     torch.testing.assert_close(predicted, exact + bias[rule])
+
+
+def gradient_matching_alone(quadrature: str) -> str:
+    """``--model.objectives`` for gradient matching alone (kappa 5) with another quadrature rule."""
+    terms = [
+        {"class_path": "lightning_matchopt.models.GradientMatching", "init_args": {"quadrature": quadrature}},
+        {"class_path": "lightning_matchopt.models.Regression", "init_args": {"weight": 0.0}},
+    ]
+    return f"--model.objectives={json.dumps(terms)}"
 
 
 def fit_gradient_matching_alone(root, task: str, *options: str):
@@ -106,7 +116,7 @@ def test_gradient_matching_alone_recovers_a_linear_field_on_and_off_the_data(tmp
 def test_gradient_matching_alone_with_an_exact_line_integral_recovers_a_quadratic_on_the_data(
     tmp_path,
 ):
-    fitted = fit_gradient_matching_alone(tmp_path, "quadratic", "--model.quadrature=midpoint")
+    fitted = fit_gradient_matching_alone(tmp_path, "quadratic", gradient_matching_alone("midpoint"))
     errors = gradient_errors_by_alpha(*fitted)
     for alpha in (
         0.25,
