@@ -6,7 +6,7 @@
 Reads every finished final ``results.json`` under ``--runs/<method>/<task>/as-published/seed_<s>/``
 (the layout of ``matchopt grid --tasks published/<method>/<task> --methods published/as-published
 --root runs/published/<method>``) and writes ``table_c.md`` and ``runs.csv`` (one row a run) into
-``--out``. Per cell: mean ± std over seeds (sample std; 0 for one seed) of the 100th and 50th
+``--out``. Per cell: mean ± std over seeds (sample std; one seed's score alone) of the 100th and 50th
 percentile, the published mean ± std (``docs/baselines/published.json``), the verdict
 ``|ours - published| <= 2 x max(published std, our std, 0.01)``, and on token tasks how often a
 run beats 128 uniformly random designs: the share of 2,000 random draws (seed 0, as each run's
@@ -127,7 +127,7 @@ def table(rows: list[dict], published: dict, draws: dict) -> str:
                 ours = mean_std([r[score] for r in cell])
                 ref = pub[i]
                 parts += [
-                    f"{ours[0]:.3f} ± {ours[1]:.3f}",
+                    f"{ours[0]:.3f} ± {ours[1]:.3f}" if len(cell) > 1 else f"{ours[0]:.3f} (one seed)",
                     "—" if ref is None else f"{ref[0]:.3f} ± {ref[1]:.3f}",
                     verdict(ours, ref),
                 ]
