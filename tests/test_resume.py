@@ -129,14 +129,32 @@ def test_stop_signals_end_at_an_epoch_with_one_line_and_resume(straight, tmp_pat
 
 
 def slurm_env(tmp_path, job_id, **variables):
-    """The environment of a SLURM job step whose ``scontrol`` only appends its arguments to ``tmp_path/scontrol.log``."""
+    """The environment of a SLURM job step whose ``scontrol`` only appends its arguments to ``tmp_path/scontrol.log``.
+
+    Read the log with ``scontrol_calls``: the shell creates the file before ``echo`` writes to it.
+    """
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
+    # The file appears before its line, always (under load it did in CI): the tests must wait for the line.
+    (bin_dir / "scontrol").write_text('#!/bin/sh\n{ sleep 0.3; echo "$@"; } >> "$SCONTROL_LOG"\n')
     (bin_dir / "scontrol").chmod(0o755)
     slurm = {"SLURM_JOB_NAME": "matchopt", "SLURM_JOB_ID": job_id, "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
     return {**os.environ, **slurm, **variables, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
             "SCONTROL_LOG": str(tmp_path / "scontrol.log")}
+
+
+def scontrol_calls(tmp_path):
+    """The complete lines written so far by the fake ``scontrol``, each split into its arguments."""
+    log = tmp_path / "scontrol.log"
+    text = log.read_text() if log.is_file() else ""
+    return [line.split() for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def wait_for_scontrol(tmp_path, deadline):
+    """Wait until the fake ``scontrol`` has written one complete line (or the deadline passes)."""
+    while not scontrol_calls(tmp_path) and time.time() < deadline:
+        time.sleep(0.02)
+    assert scontrol_calls(tmp_path), "no requeue before the deadline after SIGUSR1"
 
 
 def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
@@ -150,15 +168,12 @@ def test_slurm_preemption_requeues_and_resumes(straight, tmp_path):
     root = tmp_path / "run"
 
     def preempt(pid):
-        deadline = time.time() + 60
-        while not (tmp_path / "scontrol.log").is_file() and time.time() < deadline:
-            time.sleep(0.02)
-        assert (tmp_path / "scontrol.log").is_file(), "no requeue within a minute of SIGUSR1"
+        wait_for_scontrol(tmp_path, time.time() + 60)
         os.kill(pid, signal.SIGTERM)
 
     callback = f"--trainer.callbacks+={__name__}.{RequeueSignalWhileTheWriterIsLocked.__name__}"
     code, err = interrupt(root, preempt, env, extra=(callback,))
-    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    assert scontrol_calls(tmp_path) == [["requeue", "4242"]]
     assert list(root.glob("hpc_ckpt_*.ckpt"))  # Lightning's own save on SIGUSR1
     assert code == 128 + signal.SIGTERM and "Traceback" not in err, err[-2000:]
     stopped = re.search(r"matchopt: stopped by SIGTERM in epoch (\d+); last.ckpt holds the epoch before: continue "
@@ -192,9 +207,7 @@ def test_slurm_requeue_signal_to_one_ddp_rank_is_handled_by_all_at_the_same_batc
             assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-2000:]
             time.sleep(0.02)
         os.kill(procs[1].pid, signal.SIGUSR1)  # rank 1 only
-        while not (tmp_path / "scontrol.log").is_file() and time.time() < deadline:
-            time.sleep(0.02)
-        assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4243"]  # by rank 0, once
+        wait_for_scontrol(tmp_path, deadline)
         assert list(root.glob("hpc_ckpt_*.ckpt"))
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -204,6 +217,7 @@ def test_slurm_requeue_signal_to_one_ddp_rank_is_handled_by_all_at_the_same_batc
             if p.poll() is None:
                 p.kill()
                 p.communicate()
+    assert scontrol_calls(tmp_path) == [["requeue", "4243"]]  # by rank 0, once
     assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, errs[0][-2000:] + errs[1][-2000:]
     assert "matchopt: stopped by SIGTERM in epoch" in errs[0] and "Traceback" not in errs[0] + errs[1]
     assert "terminate called" not in errs[0] + errs[1]
