@@ -75,6 +75,18 @@ def test_fit_validates_on_held_out_rows_and_writes_pictures_and_hparams(trained)
     assert {m.name.tag for m in experiment.metric_infos} >= {"search/score_100th", "val/spearman"}
     assert {"model/lr", "data/val_fraction", "search/n_designs"} <= {h.name for h in experiment.hparam_infos}
     assert "hp_metric" not in tags["scalars"]  # Lightning's placeholder session is not written
+    # The method's own held-out loss (MATCH-OPT's defaults: 1 x gradient matching + 1 x regression), every epoch.
+    objective, gm, reg = ([e.value for e in acc.Scalars(f"val/{t}")] for t in ("objective", "loss_gm", "loss_reg"))
+    assert len(objective) == 3 and objective == pytest.approx([a + b for a, b in zip(gm, reg, strict=True)], rel=1e-6)
+
+
+def test_the_held_out_objective_weighs_the_held_out_losses_as_the_method_weighs_its_terms():
+    from lightning_matchopt.models import GradientMatching, ListNet, Regression
+    from lightning_matchopt.models.module import held_out_objective
+
+    assert held_out_objective([GradientMatching(weight=2.0), Regression(weight=0.5)]) == {"gm": 2.0, "reg": 0.5}
+    assert held_out_objective([GradientMatching(weight=0.0), Regression()]) == {"reg": 1.0}  # a zero weight adds nothing
+    assert held_out_objective([Regression(), ListNet()]) == {}  # ListNet has no held-out counterpart: no val/objective
 
 
 def test_candidates_table_beside_the_designs(trained):

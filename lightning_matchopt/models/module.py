@@ -76,6 +76,7 @@ class MatchOptModule(L.LightningModule):
         # the method's own quadrature if it has one (the paper's otherwise) and squared error.
         self._val_matching = next((t for t in objectives if isinstance(t, GradientMatching)), GradientMatching())
         self.val_loss_gm, self.val_loss_reg = MeanMetric(), MeanMetric()
+        self._val_objective = held_out_objective(objectives)
         with warnings.catch_warnings():  # it keeps every held-out prediction: a few thousand numbers
             warnings.filterwarnings("ignore", "Metric `SpearmanCorrcoef` will save all targets")
             self.val_spearman = SpearmanCorrCoef()
@@ -168,6 +169,9 @@ class MatchOptModule(L.LightningModule):
             self.log(f"val/{name}", getattr(self, f"val_{name}"), on_step=False, on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
+        if self._val_objective:  # the method's own loss on held-out rows: what EarlyStopping should monitor
+            held_out = {"gm": self.val_loss_gm, "reg": self.val_loss_reg}
+            self.log("val/objective", sum(weight * held_out[name].compute() for name, weight in self._val_objective.items()))
         # One picture per run (the last epoch's, or matchopt validate's), not one per epoch.
         trainer = self.trainer
         last = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
@@ -194,3 +198,18 @@ class MatchOptModule(L.LightningModule):
         fused = self.device.type in ("cpu", "cuda")
         hp = self.hparams
         return torch.optim.Adam(self.surrogate.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=fused)
+
+
+def held_out_objective(objectives: Sequence[Objective]) -> dict[str, float]:
+    """The weights of ``val/loss_gm`` and ``val/loss_reg`` whose sum is the method's loss on held-out rows.
+
+    Empty (no ``val/objective``) when a term has no held-out counterpart here (likelihood,
+    ranking, conservative terms): a partial sum would not be the method's objective.
+    """
+    if not all(type(term) in (GradientMatching, Regression) for term in objectives):
+        return {}
+    weights: dict[str, float] = {}
+    for term in objectives:
+        if term.weight > 0:
+            weights[term.name] = weights.get(term.name, 0.0) + term.weight
+    return weights
