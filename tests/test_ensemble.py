@@ -3,6 +3,7 @@ own, K = 1 is the single surrogate bit for bit, and the search climbs the chosen
 
 import json
 
+import pytest
 import torch
 from torch.func import jvp
 
@@ -26,9 +27,10 @@ def member(ensemble: EnsembleMLP, k: int) -> MLPSurrogate:
     return single
 
 
-def test_batched_forward_and_line_derivatives_equal_each_member_alone():
+@pytest.mark.parametrize("hidden", [(16, 8), ()], ids=["mlp", "linear"])
+def test_batched_forward_and_line_derivatives_equal_each_member_alone(hidden):
     torch.manual_seed(0)
-    ensemble = EnsembleMLP(7, (16, 8), 0.3, ensemble_size=3).double()
+    ensemble = EnsembleMLP(7, hidden, 0.3, ensemble_size=3).double()
     x_u, x_v = torch.randn(3 * 5, 7, dtype=torch.float64), torch.randn(3 * 5, 7, dtype=torch.float64)
     t = torch.arange(4, dtype=torch.float64) / 4
     fast = ensemble.line_derivatives(x_u, x_v - x_u, t)  # (nodes, K * P), member-major

@@ -29,9 +29,10 @@ def grads(loss, net):
     return torch.autograd.grad(loss, list(net.parameters()), allow_unused=True, materialize_grads=True)
 
 
-@pytest.mark.parametrize("d,kappa,seed", [(24, 5, 0), (7, 1, 1), (60, 3, 2), (5, 8, 3)])
-def test_gradient_matching_equals_naive_jacobian(d, kappa, seed):
-    net, pairs = random_case(d, 17, seed)
+@pytest.mark.parametrize("d,kappa,seed,hidden", [(24, 5, 0, (512, 128, 32)), (7, 1, 1, (512, 128, 32)), (60, 3, 2, (512, 128, 32)),
+                                                 (5, 8, 3, (512, 128, 32)), (6, 4, 4, ())])  # (): a linear surrogate
+def test_gradient_matching_equals_naive_jacobian(d, kappa, seed, hidden):
+    net, pairs = random_case(d, 17, seed, hidden)
     reference = naive_gradient_matching(net, *pairs, kappa)
     fast = gradient_matching_loss(net, *pairs, integration_steps=kappa)  # MLPSurrogate.line_derivatives
     generic = gradient_matching_loss(lambda z: net(z).unsqueeze(-1), *pairs, integration_steps=kappa)  # torch.func.jvp

@@ -81,6 +81,8 @@ class EnsembleMLP(nn.Module):
         k, p, n = self.ensemble_size, x_u.shape[1], len(t)
         first_weight, first_bias = self.weights[0], self.biases[0]
         tangent = torch.bmm(delta, first_weight)  # (K, P, h): the same for every node before the slopes
+        if len(self.weights) == 1:  # no hidden layer: each member is linear, one slope everywhere
+            return tangent.reshape(1, k * p).expand(n, -1)
         with torch.no_grad():
             start = torch.baddbmm(first_bias, x_u, first_weight)
             pre = torch.addcmul(start.unsqueeze(1), t[None, :, None, None], tangent.detach().unsqueeze(1))

@@ -100,6 +100,8 @@ class MLPSurrogate(nn.Module):
         """
         linears = [m for m in self.net if isinstance(m, nn.Linear)]
         first = linears[0]
+        if len(linears) == 1:  # no hidden layer (hidden_dims=[]): a linear function, one slope everywhere
+            return F.linear(delta, first.weight).squeeze(-1).expand(len(t), -1)
         tangent = F.linear(
             delta, first.weight
         )  # (P, h): the same for every node t before the slopes
