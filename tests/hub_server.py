@@ -6,6 +6,9 @@ as ``NAME.npy``, gunzipped (the hub holds plain ``.npy``). The hub server answer
 ``/datasets/{repo}/resolve/{revision}/{path}`` with ``X-Repo-Commit``, ``ETag`` / ``X-Linked-Etag``
 (the sha256, as the hub gives for LFS files), ``X-Linked-Size``, ``Content-Length`` and ``Range``.
 Faults can be injected: a corrupted byte, a connection cut mid-body, a server that then goes down.
+The hub server serves only the paths the mirror is known to hold (``MIRROR_LAYOUT``, each with its
+source) and 404s the rest, as the real hub does for a file it lacks; a second repository (Hopper's
+``sci-modeling-bench/design-bench``) can be added to ``server.repos``.
 
 As a script it serves folders like the hub until interrupted (for trying ``matchopt data fetch``)::
 
@@ -19,13 +22,41 @@ import contextlib
 import gzip
 import hashlib
 import http.server
+import re
 import socket
 import threading
 import urllib.parse
 from pathlib import Path
 
 REPO = "beckhamc/design_bench_data"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"  # stands for a pinned commit (none is published)
+
+# What the hub mirror is known to hold, and the source that shows it (docs/tasks-and-data.md, "Where each
+# file comes from", lists the same). Anything else gets the hub's 404, so a test catches a wrong name.
+# The mirror's root is Design-Bench's design_bench_data/ with the same relative paths (code that
+# downloads from it: hf_hub_download(repo_id, filename=<Design-Bench's relative path>)), so a folder
+# shown to be there holds Design-Bench's file names.
+MIRROR_LAYOUT = {
+    r"tf_bind_8-SIX6_REF_R1/tf_bind_8-[xy]-0\.npy": "TF-Bind-8: names confirmed (issue #21; a README links "
+    "beckhamc/design_bench_data/tree/main/tf_bind_8-SIX6_REF_R1; a downloader script fetches both shards)",
+    r"tf_bind_10-pho4/tf_bind_10-[xy]-([0-9]|[1-7][0-9]|8[0-3])\.npy": "TF-Bind-10: the folder, in setup scripts' "
+    "`hf download beckhamc/design_bench_data --include 'tf_bind_10-pho4/*'`; shard names Design-Bench's",
+    r"superconductor/superconductor-[xy]-[0-4]\.npy": "Superconductor: the folder (issue #21; `--include "
+    "'superconductor/*'`); shard names Design-Bench's",
+    r"ant_morphology/(ant_morphology-[xy]-0\.npy|ant_oracle\.pkl)": "Ant: downloaded from .../resolve/main/ant_morphology/ "
+    "and scored by a third party (issue #21)",
+    r"dkitty_morphology/(dkitty_morphology-[xy]-0\.npy|dkitty_oracle\.pkl)": "D'Kitty: listed by the same third "
+    "party (issue #21)",
+}
+# Hopper's second source: xukp20/sci-modeling-bench 4a4f335, suites/design_bench/hopper_controller/dataset.py and build.py.
+HOPPER_REPO = "sci-modeling-bench/design-bench"
+HOPPER_COMMIT = "d8b9ea3c78ed33edf0869a427940a0651eb49f52"
+HOPPER_LAYOUT = {r"data/hopper_controller/policies\.parquet": "build_hopper_controller_release (build.py)"}
+
+
+def known(layout: dict[str, str], rel: str) -> bool:
+    """Whether ``rel`` is a path the layout says the repository holds."""
+    return any(re.fullmatch(pattern, rel) for pattern in layout)
 
 
 class Files:
@@ -85,15 +116,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         if not self.server.hub:
             return path.lstrip("/")
-        prefix = f"/datasets/{REPO}/resolve/"
-        if not path.startswith(prefix):
+        found = [repo for repo in self.server.repos if path.startswith(f"/datasets/{repo}/resolve/")]
+        if not found:
             self._error(404, "RepoNotFound")
             return None
+        repo, prefix = found[0], f"/datasets/{found[0]}/resolve/"
+        files, layout, revisions = self.server.repos[repo]
         revision, _, rel = path[len(prefix) :].partition("/")
-        if revision not in ("main", COMMIT):
+        if revision not in revisions:
             self._error(404, "RevisionNotFound")
             return None
-        return rel
+        self.repo_files = self.server.files if repo == REPO else files
+        return rel if layout is None or known(layout, rel) else f"\0unknown:{rel}"
 
     def _serve(self, send_body: bool) -> None:
         server = self.server
@@ -103,8 +137,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rel = self._rel()
         if rel is None:
             return
+        unknown = rel.startswith("\0unknown:")
+        rel = rel.removeprefix("\0unknown:")
         server.requests.append((self.command, rel, self.headers.get("Range")))
-        found = server.files.get(rel)
+        found = None if unknown else getattr(self, "repo_files", server.files).get(rel)
         if found is None:
             self._error(404, "EntryNotFound")
             return
@@ -161,6 +197,10 @@ def serve(files: Files, hub: bool, port: int = 0):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.files, server.hub = files, hub
+    # repo -> (its files, the layout it serves or None for any file, the revisions it knows); the mirror's files
+    # are always ``server.files`` (a test may swap them). ``server.repos[HOPPER_REPO]`` is set by a test that
+    # serves Hopper's second source.
+    server.repos = {REPO: (files, MIRROR_LAYOUT, {"main", COMMIT})}
     server.requests, server.corrupt, server.cut = [], set(), {}
     server.down = server.down_after_cut = False
     server.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -5,18 +5,19 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hub_server import Files, serve
+from hub_server import HOPPER_COMMIT, HOPPER_REPO, Files, serve
 
 from lightning_matchopt import fetching as datafetch
 from lightning_matchopt.commands import data as data_command
-from lightning_matchopt.fetching import manifest as manifest_module
 from lightning_matchopt.errors import DataError
+from lightning_matchopt.fetching import manifest as manifest_module
 
 pytest.importorskip("huggingface_hub")
 pytest.importorskip("pooch")
@@ -59,8 +60,6 @@ def standins(tmp_path_factory) -> Path:
             np.float32
         ),
         "dkitty_morphology/dkitty_morphology-y-0.npy": _y(25009, -880.4585, 340.90985, 2),
-        HOPPER[0]: np.zeros((3200, 5126), np.float32),
-        HOPPER[1]: _y(3200, 87.93491, 1361.6106, 3),
     }
     for rel, array in arrays.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -294,34 +293,187 @@ def test_wrong_shape_and_wrong_range_are_rejected(tmp_path, hub, standins):
     ]  # x passed (zeros are a valid shape); y was deleted
 
 
-def test_hopper_needs_the_pinned_sha256(tmp_path, hub, standins, monkeypatch):
-    root = tmp_path / "data"
-    with pytest.raises(
-        DataError, match=r"hopper_controller-x-0.npy: sha256 mismatch: expected da93f203"
-    ):
-        datafetch.fetch_task(
-            "hopper", root, hub.source
-        )  # right structure, but not the original file
-    assert _final_files(root) == []
-    manifest = datafetch.load_manifest()
-    pinned = [hashlib.sha256((standins / rel).read_bytes()).hexdigest() for rel in HOPPER]
-    manifest["hopper"] = [
-        dataclasses.replace(e, sha256=h) for e, h in zip(manifest["hopper"], pinned, strict=True)
-    ]
-    monkeypatch.setattr(manifest_module, "load_manifest", lambda: manifest)
-    hub.requests.clear()
-    hub.cut[HOPPER[0]] = (
-        30_000_000  # the 66 MB file is cut once: the hub client resumes from its last chunk
+def _hopper_parquet(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in for sci-modeling-bench's data/hopper_controller/policies.parquet, rows shuffled.
+
+    The columns, types and meaning as build_hopper_controller_release writes them (xukp20/sci-modeling-bench
+    4a4f335, suites/design_bench/hopper_controller/build.py); returns the x and y it stands for.
+    """
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    x = np.zeros((3200, 5126), np.float32)
+    x[:, 0] = np.arange(3200) / 3200  # the row order is visible
+    y = _y(3200, 87.93491, 1361.6106, 3)
+    order = np.random.default_rng(4).permutation(3200)
+    weights = pa.FixedSizeListArray.from_arrays(pa.array(x[order].reshape(-1)), 5126)
+    table = pa.table(
+        {
+            "source_index": pa.array(order.astype(np.int32)),
+            "policy_identity": pa.array([f"id{i}" for i in order]),
+            "policy_weights": weights,
+            "source_return": pa.array(y[order, 0]),
+            "mean_return": pa.array(y[order, 0].astype(np.float64) + 1),
+        }
     )
-    assert [r.action for r in datafetch.fetch_task("hopper", root, hub.source)] == [
-        "downloaded",
-        "downloaded",
-    ]
-    assert [r for m, p, r in hub.requests if m == "GET" and p == HOPPER[0]] == [
-        None,
-        "bytes=20971520-",
-    ]
-    assert _final_files(root) == HOPPER  # pinned by the manifest: no lock entry
+    (folder / "data" / "hopper_controller").mkdir(parents=True)
+    pq.write_table(table, folder / "data" / "hopper_controller" / "policies.parquet")
+    return x, y
+
+
+def test_hopper_from_its_second_source(tmp_path, hub, monkeypatch):
+    x, y = _hopper_parquet(tmp_path / "smb")
+    hub.repos[HOPPER_REPO] = (Files(tmp_path / "smb"), {r"data/hopper_controller/policies\.parquet": ""}, {HOPPER_COMMIT})
+    root = tmp_path / "data"
+    # Written in Design-Bench's layout, then checked against the original pins: a stand-in is rejected, in one line.
+    with pytest.raises(DataError) as info:
+        datafetch.fetch_task("hopper", root, hub.source)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{HOPPER[0]}: sha256 mismatch: expected da93f203")
+    assert f"from hf://datasets/{HOPPER_REPO}@d8b9ea3c78ed/data/hopper_controller/policies.parquet" in message
+    assert _final_files(root) == []
+    assert ("GET", HOPPER[0], None) not in hub.requests  # the mirror 404s Hopper (HEAD), then the dataset
+    assert ("HEAD", HOPPER[0], None) in hub.requests
+    # Against pins computed from what the stand-in stands for, the same bytes are accepted.
+    pinned = []
+    for array in (x, y):
+        np.save(tmp_path / "expected.npy", array)
+        pinned.append(hashlib.sha256((tmp_path / "expected.npy").read_bytes()).hexdigest())
+    manifest = datafetch.load_manifest()
+    manifest["hopper"] = [dataclasses.replace(e, sha256=h) for e, h in zip(manifest["hopper"], pinned, strict=True)]
+    monkeypatch.setattr(manifest_module, "load_manifest", lambda: manifest)
+    assert [r.action for r in datafetch.fetch_task("hopper", root, hub.source)] == ["downloaded", "downloaded"]
+    assert _final_files(root) == HOPPER  # pinned by the manifest: no lock entry, no parquet left
+    np.testing.assert_array_equal(np.load(root / HOPPER[0]), x)
+    np.testing.assert_array_equal(np.load(root / HOPPER[1]), y)
+    # A revision the dataset does not have: the line names both sources tried and where to put the files by hand.
+    (root / HOPPER[0]).unlink()
+    with pytest.raises(DataError) as info:
+        datafetch.fetch_task(
+            "hopper", root, sources=[hub.source, datafetch.HopperSource("0" * 40, endpoint=hub.url)]
+        )
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{HOPPER[0]}: not found; tried hf://datasets/beckhamc/")
+    assert f"Place Design-Bench's file by hand at {root / HOPPER[0]} (sha256 " in message
+    assert _final_files(root) == [HOPPER[1]]
+
+
+def test_a_file_the_mirror_lacks_is_a_404_with_advice(tmp_path, hub, capsys):
+    """The test hub serves only the names known to be on the mirror: Hopper is not among them."""
+    root = tmp_path / "data"
+    with pytest.raises(DataError) as info:
+        datafetch.fetch_task("hopper", root, sources=[hub.source])
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{HOPPER[0]}: not found; tried hf://datasets/beckhamc/")
+    assert "EntryNotFound" in message and f"by hand at {root / HOPPER[0]}" in message
+    assert f"'matchopt data check --data-root {root} hopper'" in message
+    assert _final_files(root) == []
+    # From the command line: one line, exit 2 (the second source is not served here either).
+    env_root = str(tmp_path / "cli")
+    assert data_command.main(["fetch", "-q", "--base-url", hub.url + "/nowhere", "--data-root", env_root, "tfbind8"]) == 2
+    assert "not found; tried" in _error_line(capsys)
+
+
+# --------------------------------------------------------------------------------------------------
+# Superconductor: Design-Bench's original shards, accepted by structure and values
+
+
+def _original_superconductor(folder: Path, shared_root: Path, change=None) -> None:
+    """Shards with the rebuild's values but other bytes (a version 2.0 .npy header), as Design-Bench's could be."""
+    for e in datafetch.load_manifest()["superconductor"]:
+        array = np.load(shared_root / e.path)
+        if change is not None:
+            array = change(e.path, array)
+        (folder / e.path).parent.mkdir(parents=True, exist_ok=True)
+        with open(folder / e.path, "wb") as f:
+            np.lib.format.write_array(f, array, version=(2, 0))
+
+
+@pytest.mark.parametrize("reference", ["csv", "rebuild"])
+def test_superconductor_original_accepted_by_structure_and_values(tmp_path, hub, shared_root, reference):
+    _original_superconductor(tmp_path / "orig", shared_root)
+    hub.files = Files(tmp_path / "orig")
+    root = tmp_path / "data"
+    given = shared_root / "sources/uci_superconductivity/unique_m.csv" if reference == "csv" else shared_root
+    results = datafetch.fetch_task("superconductor", root, hub.source, reference=given)
+    assert [r.action for r in results] == ["downloaded"] * 10
+    lock = json.loads((root / datafetch.LOCK_NAME).read_text())["files"]
+    for e in datafetch.load_manifest()["superconductor"]:
+        digest = hashlib.sha256((root / e.path).read_bytes()).hexdigest()
+        assert digest != e.sha256 and lock[e.path]["sha256"] == digest
+        assert "values" in lock[e.path]["accepted_by"]
+    assert all(s.ok for s in datafetch.check_task("superconductor", root))
+    assert data_command.main(["check", "--data-root", str(root), "superconductor"]) == 0
+    assert {r.action for r in datafetch.fetch_task("superconductor", root, hub.source)} == {"present"}
+    # The rebuild stays valid: put back, it matches the manifest's pins.
+    for e in datafetch.load_manifest()["superconductor"][:1]:
+        (root / e.path).write_bytes((shared_root / e.path).read_bytes())
+    assert all(s.ok for s in datafetch.check_task("superconductor", root))
+
+
+def test_superconductor_changed_original_rejected_in_one_line(tmp_path, hub, shared_root):
+    def bump(path, array):
+        if path.endswith("-y-2.npy"):
+            array = array.copy()
+            array[10, 0] += 0.5
+        return array
+
+    _original_superconductor(tmp_path / "changed", shared_root, bump)
+    hub.files = Files(tmp_path / "changed")
+    root = tmp_path / "data"
+    with pytest.raises(DataError) as info:
+        datafetch.fetch_task("superconductor", root, hub.source, reference=shared_root)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("superconductor: the shards from hf://datasets/beckhamc/")
+    assert "1 row(s) differ from design_bench_data beyond float32 precision" in message
+    assert "first: row 10010, y" in message
+    assert _final_files(root) == []
+    # A wrong shape is caught file by file, before any value is compared.
+    def narrow(path, array):
+        return array[:, :85] if path.endswith("-x-0.npy") else array
+
+    _original_superconductor(tmp_path / "narrow", shared_root, narrow)
+    hub.files = Files(tmp_path / "narrow")
+    shape = r"superconductor-x-0.npy is not Design-Bench's file: holds float32 of shape \(5000, 85\)"
+    with pytest.raises(DataError, match=shape):
+        datafetch.fetch_task("superconductor", root, hub.source, reference=shared_root)
+    assert _final_files(root) == []
+    # No reference at hand: accepted by structure alone, and the lock says so.
+    _original_superconductor(tmp_path / "orig", shared_root)
+    hub.files = Files(tmp_path / "orig")
+    datafetch.fetch_task("superconductor", root, hub.source)
+    lock = json.loads((root / datafetch.LOCK_NAME).read_text())["files"]
+    assert all("no UCI file or rebuild at hand" in v["accepted_by"] for v in lock.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# Oracle fidelity
+
+
+def test_oracle_fidelity_on_the_real_superconductor_files(shared_root, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    monkeypatch.setenv("MATCHOPT_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["check", "--data-root", str(shared_root), "--oracle", "superconductor", "--n", "300", "--seed", "1"]
+    assert data_command.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "oracle vs stored scores on 300 of 17014 offline designs (seed 1" in out
+    spearman = float(re.search(r"^ +Spearman +(\S+)$", out, re.M).group(1))
+    assert 0.7 < spearman < 1.0 and "mean absolute error" in out and "worst 5 rows:" in out
+    assert data_command.main(["check", "--data-root", str(shared_root), "--oracle", "tfbind8"]) == 2
+    assert "a lookup of them" in _error_line(capsys)
+    assert data_command.main(["check", "--data-root", str(shared_root), "--n", "5"]) == 2
+    assert "use them with --oracle" in _error_line(capsys)
+
+
+def test_oracle_fidelity_without_its_simulator_is_one_line(tmp_path, standins, monkeypatch, capsys):
+    from lightning_matchopt.tasks import fidelity, make_task
+
+    task = make_task("ant", str(standins))
+    monkeypatch.setattr(type(task), "oracle_unavailable", lambda self: "ant: the oracle needs mujoco: pip install 'x'")
+    with pytest.raises(DataError, match=r"^ant: the oracle needs mujoco: .*\(the fidelity check runs the oracle\)$"):
+        fidelity.measure(task, 8)
+    assert fidelity.spearman([1, 2, 3, 4], [10, 20, 30, 25]) == pytest.approx(0.8)
+    f = fidelity.Fidelity("t", 4, np.arange(4), np.array([1.0, 2, 3, 4]), np.array([1.0, 2, 3, 9]), 10.0, 0.0)
+    assert f.mae == 1.25 and f.worst(1) == [(3, 4.0, 9.0)]
 
 
 def test_corrupted_file_rejected(tmp_path, hub, capsys):

@@ -10,11 +10,13 @@ from lightning_matchopt.fetching.fetch import fetch_task
 from lightning_matchopt.fetching.manifest import (
     HF_REPO,
     HF_REVISION,
+    HF_REVISION_ENV,
     FileEntry,
     load_manifest,
     task_entries,
 )
-from lightning_matchopt.fetching.sources import HubSource, UrlSource
+from lightning_matchopt.fetching.originals import HOPPER_REPO, HOPPER_REVISION, HOPPER_REVISION_ENV, REFERENCE_ENV
+from lightning_matchopt.fetching.sources import HopperSource, HubSource, UrlSource
 from lightning_matchopt.fetching.verify import (
     BAD,
     MISSING,
@@ -66,7 +68,26 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_oracle(args: argparse.Namespace) -> int:
+    """``check --oracle TASK``: how well this project's oracle reproduces the stored scores."""
+    from lightning_matchopt.tasks import make_task
+    from lightning_matchopt.tasks.fidelity import measure, report
+
+    if args.tasks:
+        raise DataError("--oracle TASK checks one task's oracle: give no other TASK (check the files first without --oracle)")
+    root = resolve_root(args.data_root, create=False)
+    task_entries(args.oracle)  # an unknown name: the known ones, in one line
+    task = make_task(args.oracle, str(root))
+    seed = 0 if args.seed is None else args.seed
+    print(report(measure(task, args.n, seed), seed))
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
+    if args.oracle is not None:
+        return _cmd_oracle(args)
+    if args.n is not None or args.seed is not None:
+        raise DataError("--n and --seed size the sample of --oracle TASK: use them with --oracle")
     manifest = load_manifest()
     tasks = _requested(args.tasks, manifest)
     root = resolve_root(args.data_root, create=False)
@@ -113,12 +134,17 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
                 "--repo and --revision name a hub dataset: "
                 "use them with --source hf, not --base-url"
             )
+        if args.hopper_revision is not None:
+            raise DataError("--hopper-revision names a commit of Hopper's hub dataset: use it with --source hf, not --base-url")
         source = UrlSource(args.base_url)
     else:
-        source = HubSource(args.repo or HF_REPO, args.revision or HF_REVISION)
+        source = HubSource(args.repo or HF_REPO, args.revision)
     root = resolve_root(args.data_root, create=True)
     for task in tasks:
-        results = fetch_task(task, root, source, progress=not args.quiet)
+        sources = None
+        if task == "hopper" and isinstance(source, HubSource):
+            sources = [source, HopperSource(args.hopper_revision, endpoint=source.endpoint)]
+        results = fetch_task(task, root, source, progress=not args.quiet, sources=sources, reference=args.reference)
         if not args.quiet:
             got = [r for r in results if r.action != PRESENT]
             print(
@@ -151,6 +177,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--data-root", metavar="DIR", help=root_help)
     check.add_argument("--fast", action="store_true", help="compare sizes only, no hashing")
     check.add_argument("-v", "--verbose", action="store_true", help="list every file")
+    check.add_argument(
+        "--oracle",
+        metavar="TASK",
+        help="instead: score a sample of TASK's offline designs with this project's oracle and print how well it "
+        "reproduces the stored scores (Spearman, mean absolute error, worst rows); superconductor, hopper, ant, dkitty",
+    )
+    check.add_argument("--n", type=int, metavar="N", help="with --oracle: designs to sample (default: 2000 for "
+                       "superconductor, 32 for the simulated tasks)")
+    check.add_argument("--seed", type=int, metavar="S", help="with --oracle: seed of the sample (default: 0)")
 
     fetch = sub.add_parser(
         "fetch", help="download missing or bad files (default: from the Hugging Face hub)",
@@ -170,7 +205,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--repo", metavar="ID", help=f"hub dataset to read (default: {HF_REPO})")
     fetch.add_argument(
-        "--revision", metavar="REV", help=f"its branch, tag or commit (default: {HF_REVISION})"
+        "--revision",
+        metavar="REV",
+        help=f"its branch, tag or commit (default: ${HF_REVISION_ENV}, else {HF_REVISION}: no commit of it is published)",
+    )
+    fetch.add_argument(
+        "--hopper-revision",
+        metavar="REV",
+        help=f"commit of {HOPPER_REPO}, where Hopper's policies are looked for when the first dataset lacks them "
+        f"(default: ${HOPPER_REVISION_ENV}, else {HOPPER_REVISION[:12]}, the one sci-modeling-bench 0.10.0 pins)",
+    )
+    fetch.add_argument(
+        "--reference",
+        metavar="PATH",
+        help="UCI's unique_m.csv, or a folder with the rebuilt superconductor shards, to compare Design-Bench's "
+        f"original shards with (default: ${REFERENCE_ENV}, else DATA/sources/uci_superconductivity/unique_m.csv if there)",
     )
     fetch.add_argument("--data-root", metavar="DIR", help=root_help + "; created if missing")
     fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")

@@ -5,7 +5,7 @@ Light on purpose (numpy only): ``matchopt data`` imports neither torch nor Light
 
 from lightning_matchopt.fetching.fetch import FetchResult, fetch_task
 from lightning_matchopt.fetching.manifest import LOCK_NAME, FileEntry, load_manifest
-from lightning_matchopt.fetching.sources import HubSource, UrlSource
+from lightning_matchopt.fetching.sources import HopperSource, HubSource, UrlSource
 from lightning_matchopt.fetching.verify import FileStatus, check_task
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "FetchResult",
     "FileEntry",
     "FileStatus",
+    "HopperSource",
     "HubSource",
     "UrlSource",
     "check_task",

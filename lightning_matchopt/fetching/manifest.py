@@ -10,8 +10,12 @@ from pathlib import PurePosixPath
 from lightning_matchopt.errors import DataError
 from lightning_matchopt.tasks import ALIASES
 
+# The community mirror of Design-Bench's design_bench_data/ folder. No commit of it is published in any
+# source found (design-bench's issues and pull requests, code that downloads from it): "main" is the
+# default, so what a user gets can change; --revision or $MATCHOPT_HUB_REVISION pins a commit.
 HF_REPO = "beckhamc/design_bench_data"
 HF_REVISION = "main"
+HF_REVISION_ENV = "MATCHOPT_HUB_REVISION"
 LOCK_NAME = "matchopt-data.lock.json"
 
 
@@ -26,6 +30,9 @@ class FileEntry:
         dtype, shape: what the ``.npy`` must hold (Design-Bench's own writing), or None.
         value_range: the exact min and max the array must have (the published normalizers).
         policy: ``ant`` (read as the Ant oracle reads it) or ``arrays`` (a dict of arrays), or None.
+        accept: ``values``: a file whose sha256 differs from the pin is still accepted when the task's
+            whole file set is Design-Bench's by structure and values (Superconductor; see
+            :mod:`lightning_matchopt.fetching.originals`), its sha256 then locked. None otherwise.
     """
 
     path: str
@@ -35,12 +42,12 @@ class FileEntry:
     shape: tuple[int, ...] | None = None
     value_range: tuple[float, float] | None = None
     policy: str | None = None
+    accept: str | None = None
 
     @property
     def has_structure(self) -> bool:
         """Whether there is more to check than bytes (dtype, shape, range or policy)."""
         return self.dtype is not None or self.policy is not None
-
 
 
 def _entry(task: str, row: dict) -> FileEntry:
@@ -59,6 +66,7 @@ def _entry(task: str, row: dict) -> FileEntry:
             if row.get("range") is None
             else (float(row["range"][0]), float(row["range"][1])),
             policy=row.get("policy"),
+            accept=row.get("accept"),
         )
     except (KeyError, TypeError, ValueError, IndexError):
         raise bad from None
@@ -74,6 +82,8 @@ def _entry(task: str, row: dict) -> FileEntry:
         or (entry.size is not None and entry.size < 0)
         or (entry.dtype is None) != (entry.shape is None)
         or entry.policy not in (None, "ant", "arrays")
+        or entry.accept not in (None, "values")
+        or (entry.accept is not None and (entry.sha256 is None or entry.dtype is None))
         or (entry.sha256 is None and not entry.has_structure)  # nothing to verify it against
     ):
         raise bad

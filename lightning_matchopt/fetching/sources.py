@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import urllib.parse
 import urllib.request
@@ -10,7 +11,24 @@ from pathlib import Path, PurePosixPath
 
 from lightning_matchopt.errors import DataError
 from lightning_matchopt.extras import missing
-from lightning_matchopt.fetching.manifest import HF_REPO, HF_REVISION
+from lightning_matchopt.fetching.manifest import HF_REPO, HF_REVISION, HF_REVISION_ENV
+from lightning_matchopt.fetching.originals import (
+    HOPPER_FILE,
+    HOPPER_REPO,
+    HOPPER_REVISION,
+    HOPPER_REVISION_ENV,
+    HOPPER_X,
+    HOPPER_Y,
+    hopper_from_parquet,
+)
+
+
+class MissingFile(DataError):
+    """The source answered that it has no such file (404): a wrong name, or a file it lacks."""
+
+    def __init__(self, message: str, said: str = "404") -> None:
+        super().__init__(message)
+        self.said = said  # what the source answered, short
 
 
 def _library(name: str):
@@ -21,12 +39,15 @@ def _library(name: str):
 
 
 class HubSource:
-    """A hub dataset in Design-Bench's layout; ``HF_ENDPOINT`` (or ``endpoint``) picks the hub."""
+    """A hub dataset in Design-Bench's layout; ``HF_ENDPOINT`` (or ``endpoint``) picks the hub.
 
-    def __init__(
-        self, repo: str = HF_REPO, revision: str = HF_REVISION, endpoint: str | None = None
-    ) -> None:
+    The revision defaults to ``$MATCHOPT_HUB_REVISION``, else ``main`` (no commit of the mirror is
+    published).
+    """
+
+    def __init__(self, repo: str = HF_REPO, revision: str | None = None, endpoint: str | None = None) -> None:
         self.hub = _library("huggingface_hub")
+        revision = revision or os.environ.get(HF_REVISION_ENV) or HF_REVISION
         self.repo, self.revision, self.endpoint = repo, revision, endpoint
 
     def __str__(self) -> str:
@@ -81,7 +102,7 @@ class UrlSource:
             if not source.is_file() and path.endswith(".npy") and gz.is_file():
                 source, path = gz, path + ".gz"  # a folder stored like the shared one
             if not source.is_file():
-                raise DataError(f"{path}: {url} does not exist")
+                raise MissingFile(f"{path}: {url} does not exist", said="no such file")
             target = staging.joinpath(*PurePosixPath(path).parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
@@ -99,10 +120,52 @@ class UrlSource:
         return Path(mirror.fetch(path, downloader=downloader))
 
 
+class HopperSource:
+    """Hopper's 3,200 policies from the hub dataset ``sci-modeling-bench/design-bench``, in Design-Bench's layout.
+
+    Downloads ``data/hopper_controller/policies.parquet`` once and writes ``hopper_controller-{x,y}-0.npy``
+    from it (:func:`lightning_matchopt.fetching.originals.hopper_from_parquet`; the fetch then checks
+    them against the original sha256 pins). The revision is the commit sci-modeling-bench 0.10.0 pins
+    (``DEFAULT_HOPPER_CONTROLLER_REVISION``); ``--hopper-revision`` or ``$MATCHOPT_HOPPER_REVISION``
+    overrides it.
+    """
+
+    def __init__(self, revision: str | None = None, endpoint: str | None = None, repo: str = HOPPER_REPO) -> None:
+        self.hub = _library("huggingface_hub")
+        revision = revision or os.environ.get(HOPPER_REVISION_ENV) or HOPPER_REVISION
+        self.repo, self.revision, self.endpoint = repo, revision, endpoint
+
+    def __str__(self) -> str:
+        return f"hf://datasets/{self.repo}@{self.revision[:12]}/{HOPPER_FILE}" + (
+            f" on {self.endpoint}" if self.endpoint else ""
+        )
+
+    def download(self, path: str, staging: Path, progress: bool) -> Path:
+        """The staged ``path`` (x or y), both written from the Parquet file on the first call."""
+        if path not in (HOPPER_X, HOPPER_Y):
+            raise MissingFile(f"{path}: {self} holds Hopper's policies only", said="holds Hopper's policies only")
+        target = staging.joinpath(*PurePosixPath(path).parts)
+        if not target.is_file():
+            parquet = Path(
+                self.hub.hf_hub_download(
+                    self.repo,
+                    HOPPER_FILE,
+                    repo_type="dataset",
+                    revision=self.revision,
+                    endpoint=self.endpoint,
+                    local_dir=staging / ".hopper-source",
+                )
+            )
+            hopper_from_parquet(parquet, staging)
+            parquet.unlink()
+        return target
+
+
 def failure(path: str, source, error: Exception) -> DataError:
     """One line for whatever the download library raised, with the fix: a wrong name or a retry."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
     said = f"{type(error).__name__}: {' '.join(lines) or 'no message'}"
-    missing = "404" in said or "Not Found" in said
+    missing = "404" in said or "Not Found" in said or "EntryNotFound" in said
     fix = "check the task name, --repo, --revision or --base-url" if missing else "run fetch again"
-    return DataError(f"{path}: download from {source} failed: {said} ({fix})")
+    message = f"{path}: download from {source} failed: {said} ({fix})"
+    return MissingFile(message, said=said[:120]) if missing else DataError(message)
