@@ -171,3 +171,32 @@ def test_a_submitit_grid_killed_half_way_resumes_to_the_same_table(tmp_path):
     assert table == expected
     # and every score to the last digit, not only to the table's three decimals
     assert (root / "runs.csv").read_text() == (tmp_path / "ref" / "runs.csv").read_text()
+
+
+def test_a_slurm_cell_asks_sbatch_for_its_gpus_and_cpus(tmp_path, monkeypatch):
+    """What --engine slurm submits for a trainer/gpu cell, read from the script a fake sbatch receives."""
+    pytest.importorskip("submitit")
+    from lightning_matchopt.commands.grid import engines
+    from lightning_matchopt.commands.grid.devices import cell_env
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in [("srun", "exit 0"), ("sbatch", 'cp "$1" "$(dirname "$0")/received.sh"; echo "Submitted batch job 4242"')]:
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    ex = engines.executor("slurm", tmp_path / "grid" / ".submitit", 240, "gpu", ["source .venv/bin/activate"])
+    cell = grid_run.Run(TINY_CONFIG, Path(resolve("methods/regression")), 0, tmp_path / "grid")
+    extra = ["--config", "trainer/gpu", "--trainer.devices=2"]
+    gpus = gpus_of([cell.task_config, cell.method_config], extra)
+    job = engines.submit_cell(ex, cell, extra, gpus, 8, cell_env(8))
+    script = (bin_dir / "received.sh").read_text()
+    assert job.job_id == "4242"
+    for line in ("--gpus-per-node=2", "--ntasks-per-node=2", "--cpus-per-task=8", "--partition=gpu", "--time=240", "--nodes=1"):
+        assert f"#SBATCH {line}\n" in script, script
+    assert "source .venv/bin/activate" in script and "--signal=USR2@" in script  # submitit requeues it at the limit
+
+    cpu_ex = engines.executor("slurm", tmp_path / "grid" / ".submitit", 240, None, [])  # a CPU cell: no GPU option
+    engines.submit_cell(cpu_ex, cell, [], gpus_of([cell.task_config, cell.method_config], []), 2, cell_env(2))
+    script = (bin_dir / "received.sh").read_text()
+    assert "gpus" not in script and "#SBATCH --ntasks-per-node=1\n" in script and "#SBATCH --cpus-per-task=2\n" in script, script

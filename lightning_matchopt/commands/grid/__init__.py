@@ -165,15 +165,18 @@ def _engine(args: argparse.Namespace, extra: list[str], todo: list[Run]):
     if why := missing("submitit", extra="cluster"):
         raise GridError(f"--engine {args.engine} {why}")
     resources = needs.__getitem__
+    def new_executor():
+        return engines.executor(args.engine, args.root / ".submitit", args.cell_time, args.slurm_partition, args.slurm_setup)
+
     try:
-        ex = engines.executor(args.engine, args.root / ".submitit", args.cell_time, args.slurm_partition, args.slurm_setup)
+        new_executor()
     except RuntimeError as error:  # submitit: no sbatch/srun here
         raise GridError(f"--engine {args.engine}: {error} (run the grid on a machine that submits to SLURM)") from None
     if args.engine == "slurm":  # a cell's threads: the CPUs its job asked for; every cell in the queue at once
         return lambda cells: engines.run_submitit(
-            cells, extra, ex, resources, args.threads, args.workers or max(1, len(cells)), None
+            cells, extra, new_executor, resources, args.threads, args.workers or max(1, len(cells)), None
         )
-    return lambda cells: engines.run_submitit(cells, extra, ex, resources, threads, workers, pool)
+    return lambda cells: engines.run_submitit(cells, extra, new_executor, resources, threads, workers, pool)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ class Cell:
 
 
 def executor(engine: str, folder: Path, time_min: int, partition: str | None, setup: list[str]):
-    """A submitit executor: ``slurm`` submits to the cluster, ``submitit-local`` runs its jobs on this machine."""
+    """A new submitit executor: ``slurm`` submits to the cluster, ``submitit-local`` runs its jobs on this machine."""
     import submitit
 
     if engine == "slurm":
@@ -72,8 +72,8 @@ def executor(engine: str, folder: Path, time_min: int, partition: str | None, se
 
 
 def run_submitit(
-    cells: list[Run], extra: list[str], ex, resources: Callable[[Run], tuple[int, int]], threads: int | None,
-    workers: int, pool: DevicePool | None, poll_s: float = 0.5,
+    cells: list[Run], extra: list[str], new_executor: Callable, resources: Callable[[Run], tuple[int, int]],
+    threads: int | None, workers: int, pool: DevicePool | None, poll_s: float = 0.5,
 ) -> Iterator[Result]:
     """Submit each cell as a job asking for its ``resources(cell)`` (GPUs, CPUs); at most ``workers`` in flight.
 
@@ -88,8 +88,7 @@ def run_submitit(
                 break
             run = pending.pop(0)
             gpus, cpus = resources(run)
-            ex.update_parameters(gpus_per_node=gpus, tasks_per_node=max(1, gpus), cpus_per_task=cpus)
-            job = ex.submit(Cell(_absolute(run), extra, cell_env(threads or cpus, device)))
+            job = submit_cell(new_executor(), run, extra, gpus, cpus, cell_env(threads or cpus, device))
             print(f"  {run.task} / {run.method} / seed {run.seed}: job {job.job_id} ({gpus} GPU, {cpus} CPU)", flush=True)
             running[job] = (run, device)
         ended = [job for job in running if job.done()]
@@ -106,6 +105,16 @@ def run_submitit(
                 yield run, 1, 0.0
         if not ended:
             time.sleep(poll_s)
+
+
+def submit_cell(ex, run: Run, extra: list[str], gpus: int, cpus: int, env: dict[str, str]):
+    """Submit one cell as a job on one node asking for ``gpus`` GPUs (one task each) and ``cpus`` CPUs a task.
+
+    ``ex``: a fresh executor a cell, since submitit's parameters only accumulate (a CPU cell after a
+    GPU cell would keep its ``--gpus-per-node``); a CPU cell asks for no GPU option at all.
+    """
+    ex.update_parameters(tasks_per_node=max(1, gpus), cpus_per_task=cpus, **({"gpus_per_node": gpus} if gpus else {}))
+    return ex.submit(Cell(_absolute(run), extra, env))
 
 
 def _absolute(run: Run) -> Run:
