@@ -89,6 +89,7 @@ json.dump(record, open(os.path.join(run_dir, "env.json"), "w"))
 def test_a_devices_grid_gives_each_running_cell_its_own_gpu(tmp_path, monkeypatch, capsys):
     """4 cells, --devices 0,1 --cells-per-device 2: each GPU runs two of them at once, never more."""
     monkeypatch.setattr(grid_run, "cell_command", lambda run, extra: [sys.executable, "-c", FAKE_CELL, str(run.run_dir), "4"])
+    monkeypatch.setattr(grid, "plot", lambda *args: [])  # fake cells: nothing to plot
     code = grid.main(["--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt", "methods/regression",
                       "--seeds", "0", "1", "--root", str(tmp_path), "--devices", "0,1", "--cells-per-device", "2",
                       "--threads", "1"])
