@@ -28,14 +28,17 @@ class Run:
 
     @property
     def task(self) -> str:
+        """The task's name: its config's file name."""
         return self.task_config.stem
 
     @property
     def method(self) -> str:
+        """The method's name: its overlay's file name."""
         return self.method_config.stem
 
     @property
     def run_dir(self) -> Path:
+        """The cell's folder: ``<root>/<task>/<method>/seed_<s>``."""
         return self.root / self.task / self.method / f"seed_{self.seed}"
 
     @property
@@ -65,40 +68,49 @@ def search_only_bases(methods: list[Path]) -> dict[Path, Path]:
 
     bases: dict[Path, Path] = {}
     parts = [training_part(path) for path in methods]
-    for i, (method, part) in enumerate(zip(methods, parts)):
-        for earlier, earlier_part in zip(methods[:i], parts[:i]):
+    for i, (method, part) in enumerate(zip(methods, parts, strict=True)):
+        for earlier, earlier_part in zip(methods[:i], parts[:i], strict=True):
             if earlier not in bases and earlier_part == part and earlier != method:
                 bases[method] = earlier
                 break
     return bases
 
 
-def run_one(run: Run, extra: list[str], threads: int) -> tuple[Run, int, float]:
-    """Train and search one cell in its own process (or only search, see ``trained_by``); output in ``run_dir/fit.log``."""
-    run.run_dir.mkdir(parents=True, exist_ok=True)
+def cell_command(run: Run, extra: list[str]) -> list[str] | str:
+    """The command of one cell: a ``fit`` (resuming from ``last.ckpt``) or a search-only run; or why it cannot run."""
     if run.base is None:
-        command = [
+        return [
             sys.executable, "-m", "lightning_matchopt", "fit", "--config", str(run.task_config),
             "--config", str(run.method_config), f"--seed_everything={run.seed}",
             f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false",
             "--ckpt_path=last",  # a killed or preempted cell continues from its last epoch
             *extra,
         ]
-    else:
-        trained = run.base.finished_version()
-        if trained is None:
-            with open(run.run_dir / "fit.log", "w") as log:
-                print(f"not run: it searches with the surrogate of {run.base.run_dir}, which has not finished", file=log)
-            return run, 1, 0.0
-        command = [
-            sys.executable, "-m", "lightning_matchopt", "search", "--config", str(trained / "config.yaml"),
-            "--config", str(run.method_config), f"--ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
-            f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false", *extra,
-        ]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    trained = run.base.finished_version()
+    if trained is None:
+        return f"not run: it searches with the surrogate of {run.base.run_dir}, which has not finished"
+    return [
+        sys.executable, "-m", "lightning_matchopt", "search", "--config", str(trained / "config.yaml"),
+        "--config", str(run.method_config), f"--ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+        f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false", *extra,
+    ]
+
+
+def run_one(run: Run, extra: list[str], env: dict[str, str], log_name: str = "fit.log") -> tuple[Run, int, float]:
+    """Train and search one cell in its own process (or only search, see ``trained_by``); output in ``run_dir/fit.log``.
+
+    ``env``: the variables the cell gets on top of this process's (threads, ``CUDA_VISIBLE_DEVICES``);
+    every engine runs a cell through here, so a cell is the same command wherever it runs.
+    """
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    command = cell_command(run, extra)
+    if isinstance(command, str):
+        (run.run_dir / log_name).write_text(command + "\n")
+        return run, 1, 0.0
     start = time.perf_counter()
-    with open(run.run_dir / "fit.log", "w") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    with open(run.run_dir / log_name, "w") as log:
+        print("grid: " + " ".join(f"{k}={v}" for k, v in sorted(env.items())), file=log, flush=True)
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}).returncode
     return run, code, time.perf_counter() - start
 
 
