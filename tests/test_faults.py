@@ -130,6 +130,16 @@ def test_checkpoints_are_atomic_and_keep_the_previous_epoch(trained):
     assert epochs == [1, 2]
 
 
+def test_a_moved_run_resumes_into_its_own_last_checkpoint(trained, tmp_path):
+    """Lightning does not reload last_model_path when the folder changed; it must not write last-v1.ckpt beside a stale last.ckpt."""
+    root, folder = copy_run(trained, tmp_path)  # the run was moved (or resumed from another cwd): another dirpath
+    main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={root}", "--ckpt_path=last", "--trainer.max_epochs=3"])
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt", "previous.ckpt"]
+    epochs = [torch.load(folder / f, weights_only=True)["callbacks"]["DesignSearch"]["trained"]["epoch"]
+              for f in ("previous.ckpt", "last.ckpt")]
+    assert epochs == [2, 3]  # a later --ckpt_path last continues from epoch 3, not 2
+
+
 def test_unreadable_last_checkpoint_resumes_from_the_previous_one(trained, tmp_path, capsys):
     root, folder = copy_run(trained, tmp_path)
     data = (folder / "last.ckpt").read_bytes()

@@ -154,6 +154,9 @@ class MatchOptCLI(LightningCLI):
         parser.set_defaults({
             # checkpoint.*: last.ckpt after every epoch (EpochCheckpoint), previous.ckpt beside it.
             "checkpoint.save_last": True,
+            # Always last.ckpt: Lightning would write last-v1.ckpt beside the old one when a resumed
+            # run's folder moved (it then reloads no last_model_path), and --ckpt_path last would go back.
+            "checkpoint.enable_version_counter": False,
             "checkpoint.save_top_k": 0,
             # best_checkpoint.*: the best epoch by a validation metric, off until save_top_k > 0.
             "best_checkpoint.monitor": "val/spearman",
