@@ -178,7 +178,7 @@ def random_ant_policy(path: Path, hidden: int = 32, seed: int = 0) -> None:
     obs, act = 17 + 18 + 14 * 6 + 60, 12
     sizes = [(hidden, obs), (hidden, hidden), (2 * act, hidden)]
     state = {}
-    for i, (out, inp) in zip((0, 2, 4), sizes):
+    for i, (out, inp) in zip((0, 2, 4), sizes, strict=True):
         state[f"base_network.network.{i}.weight"] = rng.normal(0, 1 / np.sqrt(inp), (out, inp)).astype(np.float32)
         state[f"base_network.network.{i}.bias"] = np.zeros(out, np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from conftest import REPO, TINY_CONFIG
+from lightning_matchopt.cli import main
 from test_cli import log_dir, run_cli
 from test_continuous_tasks import write_shards
-
-from lightning_matchopt.cli import main
 
 TESTS = str(REPO / "tests")
 FILES = ["--config", str(REPO / "configs" / "files.yaml"), "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false",
@@ -87,7 +87,8 @@ def test_hopper_workers_that_outlive_the_timeout_are_stopped(tmp_path, capsys):
     rng = np.random.default_rng(0)
     write_shards(tmp_path, "hopper_controller", "hopper_controller", rng.normal(0, 0.1, (64, 5126)), rng.normal(size=64), 64)
     line = fails(["fit", "--config", str(TINY_CONFIG), "--data.task=hopper", f"--data.data_root={tmp_path}",
-                  "--data.task_options={workers: 1}", "--data.n_bins=8", "--model.surrogate.hidden_dims=[8]", "--trainer.max_epochs=1",
+                  "--data.task_options={workers: 1}", "--data.n_bins=8", "--model.surrogate.hidden_dims=[8]",
+                  "--trainer.max_epochs=1",
                   f"--trainer.default_root_dir={tmp_path / 'run'}", "--search.n_designs=2", "--search.steps=2",
                   "--search.oracle_timeout=0.1"], capsys, 1)
     assert "failed in the final search (epoch 1): OracleError: hopper: the episodes did not finish within 0.1 s" in line

@@ -248,7 +248,8 @@ def test_without_matplotlib_scatter_plots_are_skipped(monkeypatch):
 
 def test_an_ensemble_validates_predicts_and_searches_from_its_checkpoint(tmp_path, capsys):
     """Held-out metrics of K members (their mean's correlations), then the checkpoint's K in every subcommand."""
-    fit = matchopt(tmp_path, "fit", "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=3", "--search.every_n_epochs=0")
+    fit = matchopt(tmp_path, "fit", "--model.surrogate=lightning_matchopt.models.EnsembleMLP",
+                   "--model.surrogate.ensemble_size=3", "--search.every_n_epochs=0")
     acc = events(fit)
     logged = {tag: acc.Scalars(tag)[-1].value for tag in ("val/spearman", "val/loss_reg", "val/loss_gm")}
     assert all(np.isfinite(v) for v in logged.values())

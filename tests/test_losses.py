@@ -39,7 +39,7 @@ def test_gradient_matching_equals_naive_jacobian(d, kappa, seed):
     assert torch.allclose(generic, reference, rtol=1e-5, atol=1e-7)
     reference_grads = grads(reference, net)
     for loss in (fast, generic):
-        for g, r in zip(grads(loss, net), reference_grads):
+        for g, r in zip(grads(loss, net), reference_grads, strict=True):
             assert torch.allclose(g, r, rtol=1e-5, atol=1e-7)
 
 
@@ -61,7 +61,8 @@ def test_quadratures_converge_to_the_exact_line_integral():
     for rule in ("left", "midpoint", "trapezoid"):
         assert torch.allclose(gradient_matching_loss(net, *pairs, integration_steps=2000, rule=rule), exact, rtol=1e-3)
     t, w = quadrature_nodes(5, "left")
-    assert torch.allclose(t, torch.tensor([0, 0.2, 0.4, 0.6, 0.8], dtype=torch.float64)) and torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert torch.allclose(t, torch.tensor([0, 0.2, 0.4, 0.6, 0.8], dtype=torch.float64))
+    assert torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
 
 
 def test_sum_reduction_and_regression_definition():
