@@ -48,6 +48,7 @@ def test_fit_writes_tensorboard_tags_results_and_designs(tmp_path):
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
+@pytest.mark.slow  # two fits
 def test_same_seed_gives_identical_results(tmp_path):
     for name in ("a", "b"):
         main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path / name}"])

@@ -3,6 +3,7 @@ own, K = 1 is the single surrogate bit for bit, and the search climbs the chosen
 
 import json
 
+import pytest
 import torch
 from torch.func import jvp
 
@@ -80,6 +81,7 @@ def _fit(tmp_path, name, *extra):
     return results, designs
 
 
+@pytest.mark.slow  # two fits
 def test_ensemble_runs_end_to_end_and_one_member_is_the_single_surrogate(tmp_path):
     single, single_designs = _fit(tmp_path, "single")
     one, one_designs = _fit(tmp_path, "one", "--search.objective=lcb")  # lcb of one surrogate: itself

@@ -35,6 +35,7 @@ def fails(args, capsys, code):
     return err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # a fit, its failed final search and a resumed rerun
 def test_crashing_oracle_keeps_model_and_designs_and_a_rerun_scores_them(files_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MATCHOPT_TEST_ORACLE", "crash")
     args = files_run("run", "--search.every_n_epochs=1")
@@ -69,6 +70,7 @@ def test_crashing_oracle_keeps_model_and_designs_and_a_rerun_scores_them(files_r
     assert np.array_equal(np.load(out / "designs.npz")["designs"], designs["designs"])  # the designs it kept
 
 
+@pytest.mark.slow  # waits out an oracle's timeout in a subprocess
 def test_hanging_oracle_is_stopped_by_the_timeout(files_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MATCHOPT_TEST_ORACLE", "hang")
     monkeypatch.setenv("MATCHOPT_TEST_PIDFILE", str(tmp_path / "oracle.pid"))

@@ -152,6 +152,7 @@ def test_tfbind10_layout_on_synthetic_shards(tmp_path):
         TFBind10(tmp_path).data  # noqa: B018
 
 
+@pytest.mark.slow  # reads and subsamples the real TF-Bind-10 files
 def test_tfbind10_real_data(data_root):
     if not (data_root / "tf_bind_10-pho4").is_dir():
         pytest.skip("TF-Bind-10 shards not present")
