@@ -16,11 +16,10 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
-
-from functools import partial
 
 from lightning_matchopt.models import EnsembleMLP, MatchOptModule, MLPSurrogate
 

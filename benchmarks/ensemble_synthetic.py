@@ -7,11 +7,12 @@
 Reads every finished run of the grid (``<task>/<method>/seed_<s>``: its ``config.yaml`` and
 ``last.ckpt``) and writes two tables.
 
-1. **Spread against gradient error** (single surrogates beside, as the reference for the errors). At 1,024 points drawn from N(0, alpha I) in z-scored design
-   space (alpha = 1: the offline data's own spread; the points of ``GradientFieldDiagnostics``),
-   the error of the ensemble's mean gradient against the task's analytic one (cosine distance,
-   relative L2), the members' std (in units of the offline scores' std), and the Spearman
-   correlation, over the points, between each point's std and its gradient's cosine distance.
+1. **Spread against gradient error** (single surrogates beside, as the reference for the errors).
+   At 1,024 points drawn from N(0, alpha I) in z-scored design space (alpha = 1: the offline
+   data's own spread; the points of ``GradientFieldDiagnostics``), the error of the ensemble's
+   mean gradient against the task's analytic one (cosine distance, relative L2), the members' std
+   (in units of the offline scores' std), and the Spearman correlation, over the points, between
+   each point's std and its gradient's cosine distance.
 2. **The lcb beta.** Every MATCH-OPT ensemble searches again, with the run's own search settings,
    on the members' mean and on ``mean - beta * std`` for each beta, and the task's oracle scores
    the designs. The rule, fixed before the runs: the beta > 0 with the best mean rank over the
@@ -161,12 +162,13 @@ def main() -> None:
               "by mean score_100th (score_50th).", "",
               "| objective | " + " | ".join(tasks) + " | rank 100th | rank 50th |", "|---|" + "---|" * (len(tasks) + 2)]
     for setting in settings:
-        cells = [f"{_cell([r['score_100th'] for r in searches[t][setting]])} / {_cell([r['score_50th'] for r in searches[t][setting]])}"
-                 for t in tasks]
+        runs = {t: searches[t][setting] for t in tasks}
+        cells = [f"{_cell([r['score_100th'] for r in runs[t]])} / {_cell([r['score_50th'] for r in runs[t]])}" for t in tasks]
         lines.append(f"| {setting} | " + " | ".join(cells) + f" | {ranks_100[setting]:.2f} | {ranks_50[setting]:.2f} |")
     beats = ranks_100[chosen] < ranks_100["mean"]
     lines += ["", f"Chosen by the rule: **{chosen}** (rank {ranks_100[chosen]:.2f} against the mean's "
-              f"{ranks_100['mean']:.2f}: lcb {'beats' if beats else 'does not beat'} the plain mean on these tasks by score_100th).", ""]
+              f"{ranks_100['mean']:.2f}: lcb {'beats' if beats else 'does not beat'} the plain mean on these tasks "
+              "by score_100th).", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:

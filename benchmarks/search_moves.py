@@ -62,8 +62,8 @@ def main() -> None:
     parser.add_argument("roots", nargs="+", type=Path)
     parser.add_argument("--data-root", required=True)
     args = parser.parse_args()
-    print("| root | task | method | seeds | start | search lr | designs changed (of 128) | distinct designs | mean move (z units) "
-          "| start designs, unsearched: 100th / 50th (mean over seeds) | final designs: 100th / 50th |")
+    print("| root | task | method | seeds | start | search lr | designs changed (of 128) | distinct designs "
+          "| mean move (z units) | start designs, unsearched: 100th / 50th (mean over seeds) | final designs: 100th / 50th |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for root in args.roots:
         for method_dir in sorted(root.glob("*/*")):

@@ -100,7 +100,8 @@ def main() -> None:
             if not real:
                 write_stand_in(Path(stand_in), task)
             out = subprocess.run(
-                [sys.executable, __file__, "--data-root", str(args.data_root), "--child", task, root, "real" if real else "stand-in"],
+                [sys.executable, __file__, "--data-root", str(args.data_root), "--child", task, root,
+                 "real" if real else "stand-in"],
                 capture_output=True, text=True, check=True,
             )
             records.append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -46,8 +46,11 @@ class SearchResults(Metric):
         prediction_std: torch.Tensor,
         path: torch.Tensor | None = None,
     ) -> None:
-        """``prediction_std``: the ensemble members' spread (zeros for one surrogate); ``path``:
-        ``(designs, snapshots)`` normalized scores along the search (empty: not traced)."""
+        """Add this rank's candidates.
+
+        ``prediction_std``: the ensemble members' spread (zeros for one surrogate); ``path``:
+        ``(designs, snapshots)`` normalized scores along the search (empty: not traced).
+        """
         self.features.append(features)
         self.scores.append(scores)
         self.normalized.append(normalized)
@@ -56,6 +59,7 @@ class SearchResults(Metric):
         self.path.append(path if path is not None else normalized.new_empty(len(normalized), 0))
 
     def compute(self) -> dict[str, torch.Tensor]:
+        """Every rank's tensors, concatenated in rank order (a collective under DDP)."""
         return {name: dim_zero_cat(getattr(self, name)) for name in self.NAMES}
 
 
@@ -74,10 +78,12 @@ class PairedValues(Metric):
         self.add_state("second", default=[], dist_reduce_fx="cat")
 
     def update(self, first: torch.Tensor, second: torch.Tensor) -> None:
+        """Add a batch of pairs, flattened to float64."""
         self.first.append(first.detach().reshape(-1).double())
         self.second.append(second.detach().reshape(-1).double())
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every rank's pairs, concatenated in rank order (a collective under DDP)."""
         return dim_zero_cat(self.first), dim_zero_cat(self.second)
 
 

@@ -35,6 +35,6 @@ def write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)
-    for row in zip(*columns.values()):
+    for row in zip(*columns.values(), strict=True):
         writer.writerow([_cell(v) for v in row])
     write_atomic(path, lambda f: f.write(text.getvalue().encode()), ".csv")

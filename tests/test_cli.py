@@ -48,6 +48,7 @@ def test_fit_writes_tensorboard_tags_results_and_designs(tmp_path):
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
+@pytest.mark.slow  # two fits
 def test_same_seed_gives_identical_results(tmp_path):
     for name in ("a", "b"):
         main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path / name}"])
@@ -65,7 +66,8 @@ def test_entry_point_help_and_print_config():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--data.task=tfbind9"], "unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, linear, quadratic, rosenbrock, shekel, superconductor, tfbind10, tfbind8"),
+        (["--data.task=tfbind9"], "unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, linear, quadratic, "
+                                  "rosenbrock, shekel, superconductor, tfbind10, tfbind8"),
         (["--model.weight_decay=-1"], "model.weight_decay must be >= 0, got -1"),
         (["--data.n_bins=1"], "data.n_bins must be >= 2, got 1"),
         (["--model.lr=-1"], "model.lr must be > 0, got -1"),
@@ -151,7 +153,8 @@ def test_a_real_path_wins_over_a_shipped_name(tmp_path, monkeypatch, capsys):
 def test_every_shipped_config_has_a_name():
     from lightning_matchopt.config_names import names
 
-    assert set(names()) == {p.relative_to(REPO / "configs").with_suffix("").as_posix() for p in (REPO / "configs").rglob("*.yaml")}
+    configs = REPO / "configs"
+    assert set(names()) == {p.relative_to(configs).with_suffix("").as_posix() for p in configs.rglob("*.yaml")}
 
 
 def test_configs_command_lists_and_prints_them(capsys):

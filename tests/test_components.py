@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_CONFIG
 
+from conftest import TINY_CONFIG
 from lightning_matchopt.cli import main
 from lightning_matchopt.models import (
     Conservative,

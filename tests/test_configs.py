@@ -78,7 +78,9 @@ def test_official_configs_have_the_official_codes_settings(config: Path):
     assert c["data"]["binning"] == "last_takes_remainder"
     models = "lightning_matchopt.models"
     assert c["model"] == {
-        "surrogate": {"class_path": f"{models}.MLPSurrogate", "init_args": {"hidden_dims": [512, 128, 32], "negative_slope": 0.3}},
+        "surrogate": {
+            "class_path": f"{models}.MLPSurrogate", "init_args": {"hidden_dims": [512, 128, 32], "negative_slope": 0.3},
+        },
         "objectives": [
             {"class_path": f"{models}.GradientMatching", "init_args": {"weight": 1.0, "integration_steps": 5}},
             {"class_path": f"{models}.Regression", "init_args": {"weight": 1.0}},

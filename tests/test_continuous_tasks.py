@@ -88,6 +88,7 @@ def test_missing_and_malformed_files_get_one_clear_line(tmp_path, name, folder, 
         make_task(name, str(tmp_path)).data  # noqa: B018
 
 
+@pytest.mark.slow  # fits the oracle's random forest
 def test_superconductor_forest_is_fitted_once_cached_and_checked(tmp_path, monkeypatch):
     from lightning_matchopt.tasks.oracles import forest as forest_module
 
@@ -117,6 +118,7 @@ def test_superconductor_forest_is_fitted_once_cached_and_checked(tmp_path, monke
     np.testing.assert_array_equal(rebuilt, scores)  # seeded: the refit is the same forest
 
 
+@pytest.mark.slow  # fits the oracle's random forest
 @pytest.mark.parametrize("data_mode", [0o755, 0o555], ids=["writable", "without-write-bits"])
 def test_the_forest_is_never_written_into_the_data_root(tmp_path, monkeypatch, data_mode):
     x, _ = superconductor_files(tmp_path / "data")
@@ -132,6 +134,7 @@ def test_the_forest_is_never_written_into_the_data_root(tmp_path, monkeypatch, d
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*")) == before
 
 
+@pytest.mark.slow  # fits the oracle's random forest
 def test_an_unwritable_cache_is_one_warning_and_the_oracle_still_scores(tmp_path, monkeypatch):
     x, _ = superconductor_files(tmp_path / "data")
     (tmp_path / "cache").write_text("a file, not a folder")
@@ -178,7 +181,7 @@ def random_ant_policy(path: Path, hidden: int = 32, seed: int = 0) -> None:
     obs, act = 17 + 18 + 14 * 6 + 60, 12
     sizes = [(hidden, obs), (hidden, hidden), (2 * act, hidden)]
     state = {}
-    for i, (out, inp) in zip((0, 2, 4), sizes):
+    for i, (out, inp) in zip((0, 2, 4), sizes, strict=True):
         state[f"base_network.network.{i}.weight"] = rng.normal(0, 1 / np.sqrt(inp), (out, inp)).astype(np.float32)
         state[f"base_network.network.{i}.bias"] = np.zeros(out, np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +254,7 @@ def test_dkitty_reads_its_data_and_says_why_it_cannot_score(tmp_path):
         task._score(task.data.x[:1])
 
 
+@pytest.mark.slow  # a fit scored by a fitted forest
 def test_cli_run_on_superconductor_files_scores_with_the_forest(tmp_path, capsys):
     from lightning_matchopt.cli import main
 

@@ -19,7 +19,9 @@ def test_a_write_into_the_data_root_fails_the_session(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_writes="def test_it(data_root):\n    (data_root / 'cache.pkl').write_bytes(b'1')\n")
     result = pytester.runpytest_subprocess(f"--data-root={root}")
-    result.stdout.fnmatch_lines([f"real Design-Bench data: {root} (1 tests read it)", "*FAILED: tests wrote into the data root*cache.pkl*"])
+    result.stdout.fnmatch_lines(
+        [f"real Design-Bench data: {root} (1 tests read it)", "*FAILED: tests wrote into the data root*cache.pkl*"]
+    )
     assert result.ret == 1
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hub_server import HOPPER_COMMIT, HOPPER_REPO, Files, serve
 
+from hub_server import HOPPER_COMMIT, HOPPER_REPO, Files, serve
 from lightning_matchopt import fetching as datafetch
 from lightning_matchopt.commands import data as data_command
 from lightning_matchopt.errors import DataError

@@ -11,9 +11,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import TINY_CONFIG
 from lightning_matchopt import DesignSearch, MatchOptDataModule, MatchOptModule
+from lightning_matchopt.cli import main
 from lightning_matchopt.models import MLPSurrogate
 from lightning_matchopt.tasks import Shekel
-from lightning_matchopt.cli import main
 from test_cli import EXPECTED_TAGS, log_dir, run_cli
 
 pytestmark = pytest.mark.slow  # two-process DDP runs
@@ -28,7 +28,11 @@ def fit(root, *extra):
     return log_dir(root)
 
 
-@pytest.mark.parametrize("method", [[], ["--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2", "--search.objective=lcb"]], ids=["single", "ensemble"])
+ENSEMBLE = ["--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2",
+            "--search.objective=lcb"]
+
+
+@pytest.mark.parametrize("method", [[], ENSEMBLE], ids=["single", "ensemble"])
 def test_two_process_ddp_matches_one_process(tmp_path, method):
     single = fit(tmp_path / "single", *method)
     ddp = fit(tmp_path / "ddp", "--trainer.devices=2", "--trainer.strategy=ddp", *method)

@@ -21,7 +21,7 @@ def member(ensemble: EnsembleMLP, k: int) -> MLPSurrogate:
     single = MLPSurrogate(widths[0], widths[1:], ensemble.negative_slope).double()
     linears = [m for m in single.net if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
-        for linear, weight, bias in zip(linears, ensemble.weights, ensemble.biases):
+        for linear, weight, bias in zip(linears, ensemble.weights, ensemble.biases, strict=True):
             linear.weight.copy_(weight[k].T)
             linear.bias.copy_(bias[k, 0])
     return single
@@ -73,7 +73,8 @@ def test_objectives_mean_and_lower_confidence_bound():
 
 def _fit(tmp_path, name, *extra):
     root = tmp_path / name
-    main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false", *extra])
+    main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false",
+          *extra])
     results = json.loads(next(root.glob("lightning_logs/version_*/results.json")).read_text())
     import numpy as np
 
@@ -81,12 +82,14 @@ def _fit(tmp_path, name, *extra):
     return results, designs
 
 
+@pytest.mark.slow  # two fits
 def test_ensemble_runs_end_to_end_and_one_member_is_the_single_surrogate(tmp_path):
     single, single_designs = _fit(tmp_path, "single")
     one, one_designs = _fit(tmp_path, "one", "--search.objective=lcb")  # lcb of one surrogate: itself
     assert one["score_100th"] == single["score_100th"] and one["score_50th"] == single["score_50th"]
     assert (one_designs["features"] == single_designs["features"]).all() and (one_designs["prediction_std"] == 0).all()
-    ensemble, designs = _fit(tmp_path, "ensemble", "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=3", "--search.objective=lcb", "--search.beta=1")
+    ensemble, designs = _fit(tmp_path, "ensemble", "--model.surrogate=lightning_matchopt.models.EnsembleMLP",
+                             "--model.surrogate.ensemble_size=3", "--search.objective=lcb", "--search.beta=1")
     assert ensemble["predicted_std"] > 0 and (designs["prediction_std"] > 0).all()
     assert ensemble["search"]["objective"] == "lcb" and len(designs["predictions"]) == len(designs["scores"])
     from lightning_matchopt.models import MatchOptModule

@@ -106,6 +106,7 @@ def gradient_errors_by_alpha(datamodule, surrogate) -> dict[float, tuple[float, 
     return errors
 
 
+@pytest.mark.slow  # trains to convergence (minutes on 2 cores)
 def test_gradient_matching_alone_recovers_a_linear_field_on_and_off_the_data(tmp_path):
     errors = gradient_errors_by_alpha(*fit_gradient_matching_alone(tmp_path, "linear"))
     for alpha, (cosine, relative) in errors.items():
@@ -113,6 +114,7 @@ def test_gradient_matching_alone_recovers_a_linear_field_on_and_off_the_data(tmp
         assert relative < 0.1, f"alpha={alpha}: relative L2 {relative:.3f}"  # measured 0.04
 
 
+@pytest.mark.slow  # trains to convergence (minutes on 2 cores)
 def test_gradient_matching_alone_with_an_exact_line_integral_recovers_a_quadratic_on_the_data(
     tmp_path,
 ):

@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from conftest import REPO, TINY_CONFIG
+from lightning_matchopt.cli import main
 from test_cli import log_dir, run_cli
 from test_continuous_tasks import write_shards
-
-from lightning_matchopt.cli import main
 
 TESTS = str(REPO / "tests")
 FILES = ["--config", str(REPO / "configs" / "files.yaml"), "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false",
@@ -35,6 +35,7 @@ def fails(args, capsys, code):
     return err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # a fit, its failed final search and a resumed rerun
 def test_crashing_oracle_keeps_model_and_designs_and_a_rerun_scores_them(files_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MATCHOPT_TEST_ORACLE", "crash")
     args = files_run("run", "--search.every_n_epochs=1")
@@ -69,6 +70,7 @@ def test_crashing_oracle_keeps_model_and_designs_and_a_rerun_scores_them(files_r
     assert np.array_equal(np.load(out / "designs.npz")["designs"], designs["designs"])  # the designs it kept
 
 
+@pytest.mark.slow  # waits out an oracle's timeout in a subprocess
 def test_hanging_oracle_is_stopped_by_the_timeout(files_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MATCHOPT_TEST_ORACLE", "hang")
     monkeypatch.setenv("MATCHOPT_TEST_PIDFILE", str(tmp_path / "oracle.pid"))
@@ -87,7 +89,8 @@ def test_hopper_workers_that_outlive_the_timeout_are_stopped(tmp_path, capsys):
     rng = np.random.default_rng(0)
     write_shards(tmp_path, "hopper_controller", "hopper_controller", rng.normal(0, 0.1, (64, 5126)), rng.normal(size=64), 64)
     line = fails(["fit", "--config", str(TINY_CONFIG), "--data.task=hopper", f"--data.data_root={tmp_path}",
-                  "--data.task_options={workers: 1}", "--data.n_bins=8", "--model.surrogate.hidden_dims=[8]", "--trainer.max_epochs=1",
+                  "--data.task_options={workers: 1}", "--data.n_bins=8", "--model.surrogate.hidden_dims=[8]",
+                  "--trainer.max_epochs=1",
                   f"--trainer.default_root_dir={tmp_path / 'run'}", "--search.n_designs=2", "--search.steps=2",
                   "--search.oracle_timeout=0.1"], capsys, 1)
     assert "failed in the final search (epoch 1): OracleError: hopper: the episodes did not finish within 0.1 s" in line
@@ -131,9 +134,10 @@ def test_checkpoints_are_atomic_and_keep_the_previous_epoch(trained):
 
 
 def test_a_moved_run_resumes_into_its_own_last_checkpoint(trained, tmp_path):
-    """Lightning does not reload last_model_path when the folder changed; it must not write last-v1.ckpt beside a stale last.ckpt."""
+    """Lightning reloads no last_model_path when the folder changed: no last-v1.ckpt may appear beside a stale last.ckpt."""
     root, folder = copy_run(trained, tmp_path)  # the run was moved (or resumed from another cwd): another dirpath
-    main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={root}", "--ckpt_path=last", "--trainer.max_epochs=3"])
+    main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={root}", "--ckpt_path=last",
+          "--trainer.max_epochs=3"])
     assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt", "previous.ckpt"]
     epochs = [torch.load(folder / f, weights_only=True)["callbacks"]["DesignSearch"]["trained"]["epoch"]
               for f in ("previous.ckpt", "last.ckpt")]

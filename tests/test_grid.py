@@ -51,7 +51,8 @@ def test_table_shows_every_reference_beside_the_methods():
         for s, v in enumerate((0.9, 1.0))
     ]
     published = {"columns": [
-        {"label": "anchor", "note": "others' runs.", "tasks": {"tfbind8": {"score_100th": [0.824, 0.067], "score_50th": [0.435, None]}}},
+        {"label": "anchor", "note": "others' runs.",
+         "tasks": {"tfbind8": {"score_100th": [0.824, 0.067], "score_50th": [0.435, None]}}},
         {"label": "best", "tasks": {"tfbind8": {"score_100th": [0.977, 0.004]}}},  # a 100th alone
     ]}
     table = markdown_table(rows, ["matchopt"], ["tfbind8", "superconductor"], published)
@@ -78,14 +79,16 @@ def test_earlier_runs_fill_missing_cells_and_are_marked(tmp_path):
     rows = earlier_rows([earlier], runs, done)
     assert [(r["method"], r["seed"], r["source"]) for r in rows] == [("coms", 0, str(earlier)), ("coms", 1, str(earlier))]
     table = markdown_table(rows, ["coms"], ["tfbind8"])
-    assert "0.850 ± 0.050 / 0.550 ± 0.050 (n=2, 2 from an earlier grid†)" in table and f"† runs read from an earlier grid's {earlier}" in table
+    assert "0.850 ± 0.050 / 0.550 ± 0.050 (n=2, 2 from an earlier grid†)" in table
+    assert f"† runs read from an earlier grid's {earlier}" in table
 
 
 @pytest.mark.slow
 def test_an_overlay_that_differs_only_in_search_reuses_the_trained_surrogates(tmp_path, capsys):
     """The lcb cells search with the ensemble cells' last.ckpt: no second training, the scores of a full fit."""
     args = ["grid", "--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt-ensemble", "methods/matchopt-ensemble-lcb",
-            "--seeds", "0", "--root", str(tmp_path / "grid"), "--", "--trainer.max_epochs=1", "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2"]
+            "--seeds", "0", "--root", str(tmp_path / "grid"), "--", "--trainer.max_epochs=1",
+            "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 0
@@ -99,7 +102,8 @@ def test_an_overlay_that_differs_only_in_search_reuses_the_trained_surrogates(tm
     assert searched["final"] and searched["search"]["objective"] == "lcb"
 
     main(["fit", "--config", str(TINY_CONFIG), "--config", "methods/matchopt-ensemble-lcb", "--trainer.max_epochs=1",
-          "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2", "--seed_everything=0", f"--trainer.default_root_dir={tmp_path / 'fit'}"])  # the same cell as a full fit
+          "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=2", "--seed_everything=0",
+          f"--trainer.default_root_dir={tmp_path / 'fit'}"])  # the same cell as a full fit
     (fitted,) = (tmp_path / "fit").glob("lightning_logs/version_*/results.json")
     fitted = json.loads(fitted.read_text())
     for key in ("score_100th", "score_50th", "predicted_mean", "predicted_std"):

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG
 
+from conftest import TINY_CONFIG
 from lightning_matchopt.commands import grid
 from lightning_matchopt.commands.config_names import resolve
 from lightning_matchopt.commands.grid import run as grid_run

@@ -15,7 +15,8 @@ OLD_PATHS = {
     "lightning_matchopt.signals.StopOnSignal": "lightning_matchopt.callbacks.signals.StopOnSignal",
     "lightning_matchopt.checkpoints.EpochCheckpoint": "lightning_matchopt.callbacks.checkpoints.EpochCheckpoint",
     "lightning_matchopt.predict.PredictionWriter": "lightning_matchopt.callbacks.prediction.PredictionWriter",
-    "lightning_matchopt.diagnostics.GradientFieldDiagnostics": "lightning_matchopt.callbacks.diagnostics.GradientFieldDiagnostics",
+    "lightning_matchopt.diagnostics.GradientFieldDiagnostics":
+        "lightning_matchopt.callbacks.diagnostics.GradientFieldDiagnostics",
     "lightning_matchopt.GradientFieldDiagnostics": "lightning_matchopt.callbacks.diagnostics.GradientFieldDiagnostics",
     "lightning_matchopt.PredictionWriter": "lightning_matchopt.callbacks.prediction.PredictionWriter",
     "lightning_matchopt.search.DesignSearch": "lightning_matchopt.search.callback.DesignSearch",
@@ -68,7 +69,10 @@ def heavy_modules_after(code: str, cwd: Path) -> list[str]:
 
 
 def test_matchopt_data_list_imports_neither_torch_nor_lightning(tmp_path):
-    code = "from lightning_matchopt.commands import main\ntry:\n    main(['data', 'list'])\nexcept SystemExit as e:\n    assert e.code == 0"
+    code = (
+        "from lightning_matchopt.commands import main\ntry:\n    main(['data', 'list'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0"
+    )
     assert heavy_modules_after(code, tmp_path) == []
 
 

@@ -101,6 +101,7 @@ def test_candidates_table_beside_the_designs(trained):
     assert np.allclose(table["score"], designs["scores"]) and len(table) == 16
 
 
+@pytest.mark.slow  # two validate runs
 def test_validate_gives_the_last_epochs_metrics_with_and_without_inference_mode(trained, capsys):
     root, log_dir = trained
     logged = events(log_dir).Scalars("val/spearman")[-1].value
@@ -179,6 +180,7 @@ def test_search_from_the_best_checkpoint_with_many_random_starts(trained):
     assert results["epoch"] == int(best.stem.split("=")[1]) + 1  # epochs trained; the file name counts from 0
 
 
+@pytest.mark.slow  # a dozen CLI runs
 def test_bad_checkpoints_and_files_fail_in_one_line(trained, tmp_path, capsys):
     root, log_dir = trained
     last = log_dir / "checkpoints" / "last.ckpt"
@@ -218,6 +220,7 @@ def test_checkpoint_of_another_task_fails_through_the_installed_cli(trained):
     )
 
 
+@pytest.mark.slow  # resumes
 def test_a_truncated_last_checkpoint_falls_back_to_previous_or_fails_in_one_line(trained, tmp_path, capsys):
     """The resume checks of fit (issue 12) hold in every subcommand: search, validate, predict."""
     root, log_dir = trained
@@ -258,9 +261,11 @@ def test_without_matplotlib_scatter_plots_are_skipped(monkeypatch):
     assert scatter_image([0.0, 1.0], [1.0, 0.0], "x", "y") is None
 
 
+@pytest.mark.slow  # a fit and three subcommands
 def test_an_ensemble_validates_predicts_and_searches_from_its_checkpoint(tmp_path, capsys):
     """Held-out metrics of K members (their mean's correlations), then the checkpoint's K in every subcommand."""
-    fit = matchopt(tmp_path, "fit", "--model.surrogate=lightning_matchopt.models.EnsembleMLP", "--model.surrogate.ensemble_size=3", "--search.every_n_epochs=0")
+    fit = matchopt(tmp_path, "fit", "--model.surrogate=lightning_matchopt.models.EnsembleMLP",
+                   "--model.surrogate.ensemble_size=3", "--search.every_n_epochs=0")
     acc = events(fit)
     logged = {tag: acc.Scalars(tag)[-1].value for tag in ("val/spearman", "val/loss_reg", "val/loss_gm")}
     assert all(np.isfinite(v) for v in logged.values())

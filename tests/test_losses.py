@@ -29,8 +29,11 @@ def grads(loss, net):
     return torch.autograd.grad(loss, list(net.parameters()), allow_unused=True, materialize_grads=True)
 
 
-@pytest.mark.parametrize("d,kappa,seed,hidden", [(24, 5, 0, (512, 128, 32)), (7, 1, 1, (512, 128, 32)), (60, 3, 2, (512, 128, 32)),
-                                                 (5, 8, 3, (512, 128, 32)), (6, 4, 4, ())])  # (): a linear surrogate
+PAPER = (512, 128, 32)
+
+
+@pytest.mark.parametrize("d,kappa,seed,hidden", [(24, 5, 0, PAPER), (7, 1, 1, PAPER), (60, 3, 2, PAPER), (5, 8, 3, PAPER),
+                                                 (6, 4, 4, ())])  # (): a linear surrogate
 def test_gradient_matching_equals_naive_jacobian(d, kappa, seed, hidden):
     net, pairs = random_case(d, 17, seed, hidden)
     reference = naive_gradient_matching(net, *pairs, kappa)
@@ -40,7 +43,7 @@ def test_gradient_matching_equals_naive_jacobian(d, kappa, seed, hidden):
     assert torch.allclose(generic, reference, rtol=1e-5, atol=1e-7)
     reference_grads = grads(reference, net)
     for loss in (fast, generic):
-        for g, r in zip(grads(loss, net), reference_grads):
+        for g, r in zip(grads(loss, net), reference_grads, strict=True):
             assert torch.allclose(g, r, rtol=1e-5, atol=1e-7)
 
 
@@ -62,7 +65,8 @@ def test_quadratures_converge_to_the_exact_line_integral():
     for rule in ("left", "midpoint", "trapezoid"):
         assert torch.allclose(gradient_matching_loss(net, *pairs, integration_steps=2000, rule=rule), exact, rtol=1e-3)
     t, w = quadrature_nodes(5, "left")
-    assert torch.allclose(t, torch.tensor([0, 0.2, 0.4, 0.6, 0.8], dtype=torch.float64)) and torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert torch.allclose(t, torch.tensor([0, 0.2, 0.4, 0.6, 0.8], dtype=torch.float64))
+    assert torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
 
 
 def test_sum_reduction_and_regression_definition():

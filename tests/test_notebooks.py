@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO
 
 pytestmark = pytest.mark.slow  # executes the notebooks

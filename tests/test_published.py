@@ -68,6 +68,7 @@ def tiny(tmp_path, name, *overlay_lines):
     return json.loads((log_dir / "results.json").read_text()), log_dir
 
 
+@pytest.mark.slow  # an ensemble fit
 def test_grad_mean_at_a_small_size_trains_by_likelihood_and_climbs_the_members_min(tmp_path):
     results, log_dir = tiny(
         tmp_path,

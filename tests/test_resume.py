@@ -110,7 +110,8 @@ def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
                        f"--ckpt_path={fit_dir / 'checkpoints' / 'last.ckpt'}", "--search.lr=0.05")
     assert searched.returncode == 0, searched.stderr[-2000:]
     assert (fit_dir / "results.json").read_text() == results and (fit_dir / "config.yaml").read_text() == config
-    assert json.loads(next((tmp_path / "search").glob("lightning_logs/version_*/results.json")).read_text())["search"]["lr"] == 0.05
+    results = next((tmp_path / "search").glob("lightning_logs/version_*/results.json"))
+    assert json.loads(results.read_text())["search"]["lr"] == 0.05
 
 
 def test_stop_signals_end_at_an_epoch_with_one_line_and_resume(straight, tmp_path):

@@ -45,6 +45,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` that writes local files atomically and keeps the previous ``last.ckpt``."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        """Local files atomically, keeping the previous ``last.ckpt``; remote storage goes through fsspec."""
         if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
             return super().save_checkpoint(checkpoint, path, storage_options)  # remote storage: fsspec's way
         path = Path(path)
@@ -65,7 +66,7 @@ def _keep_previous(path: Path) -> None:
 
 
 class EpochCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that writes ``last.ckpt`` every ``every_n_epochs`` and after the last epoch, also with ``save_top_k=0``.
+    """``ModelCheckpoint`` writing ``last.ckpt`` every ``every_n_epochs`` and after the last epoch, also with ``save_top_k=0``.
 
     Lightning 2.6 writes ``last.ckpt`` only beside a top-k checkpoint; with ``save_top_k=0`` the
     first one appeared at ``on_train_end``, after the final search, so a run killed earlier had
@@ -74,15 +75,18 @@ class EpochCheckpoint(ModelCheckpoint):
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Install :class:`AtomicCheckpointIO` unless a custom checkpoint IO is configured."""
         super().setup(trainer, pl_module, stage)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
     @property
     def state_key(self) -> str:
+        """The parent's key, so that checkpoints written before this subclass existed still resume."""
         return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)  # older checkpoints resume
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Also save ``last.ckpt`` when due and after the last epoch (before the final search)."""
         super().on_train_epoch_end(trainer, pl_module)
         epoch = trainer.current_epoch + 1
         every = compat.every_n_epochs(self)

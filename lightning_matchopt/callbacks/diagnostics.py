@@ -51,6 +51,7 @@ class GradientFieldDiagnostics(Callback):
         self.history: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Measure and log the gradient errors every ``every_n_epochs`` epochs (rank zero only)."""
         epoch = trainer.current_epoch + 1
         task = trainer.datamodule.task
         if epoch % self.every_n_epochs or not trainer.is_global_zero:  # no collectives below

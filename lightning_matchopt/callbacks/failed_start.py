@@ -38,6 +38,7 @@ class DiscardFailedStart(Callback):
         self.doomed: Path | None = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Note the log dir of a run that failed before its first step, if it holds nothing of its own."""
         self.doomed = None
         if trainer.global_step or not trainer.is_global_zero or trainer.logger is None:
             return

@@ -37,10 +37,12 @@ class PredictionWriter(BasePredictionWriter):
         self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, batch_indices: Any,
         batch: Any, batch_idx: int, dataloader_idx: int,
     ) -> None:
+        """Collect this rank's predictions with their row indices (written at the epoch's end)."""
         self._gathered.to(pl_module.device)
         self._gathered.update(torch.as_tensor(batch_indices, device=pl_module.device), prediction)
 
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Gather every rank's predictions in row order and write them (rank zero)."""
         rows, predicted = (t.cpu() for t in self._gathered.compute())  # a collective: every rank
         self._gathered.reset()
         out = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)  # log_dir: all ranks ask

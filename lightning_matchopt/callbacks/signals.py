@@ -52,6 +52,7 @@ class StopOnSignal(Callback):
         self.pending: set[int] = set()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Take the stop signals for this fit: noted for the next epoch start, or (SLURM) Lightning's run at a batch end."""
         # after Lightning's own handlers are set (Trainer._run), so these replace them for this fit
         self.received, self.deferred, self.pending = None, {}, set()
         if threading.current_thread() is not threading.main_thread():
@@ -75,6 +76,7 @@ class StopOnSignal(Callback):
         self.pending.add(signum)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        """Run the deferred signals' handlers, on every rank at the same batch."""
         if not self.deferred:
             return
         # Lightning's handlers hold collectives (a checkpoint save, a broadcast): every rank runs
@@ -83,11 +85,12 @@ class StopOnSignal(Callback):
         self.pending -= taken
         flags = torch.tensor([int(s in taken) for s in self.deferred], device=trainer.strategy.root_device)
         flags = trainer.strategy.reduce(flags, reduce_op="max")
-        for (signum, handler), flag in zip(self.deferred.items(), flags.tolist()):
+        for (signum, handler), flag in zip(self.deferred.items(), flags.tolist(), strict=True):
             if flag:
                 handler(signum, None)  # requeue: flush loggers, save hpc_ckpt_N.ckpt, scontrol requeue; SIGTERM: stop
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Stop cleanly at an epoch boundary if any rank received a stopping signal."""
         flag = torch.tensor(self.received or 0, device=trainer.strategy.root_device)
         signum = int(trainer.strategy.reduce(flag, reduce_op="max"))  # every rank reaches this collective
         if not signum:
@@ -103,6 +106,7 @@ class StopOnSignal(Callback):
         )
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Say why the run stopped, and how to continue, instead of a traceback."""
         if isinstance(exception, SIGTERMException):  # Lightning's own stop (SLURM): say so, not exit 0
             if trainer.is_global_zero:
                 print(

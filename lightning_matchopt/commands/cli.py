@@ -34,8 +34,8 @@ from lightning_matchopt.callbacks.checkpoints import (
     readable_checkpoint,
     resolve_checkpoint,
 )
-from lightning_matchopt.callbacks.prediction import PredictionWriter
 from lightning_matchopt.callbacks.failed_start import DiscardFailedStart
+from lightning_matchopt.callbacks.prediction import PredictionWriter
 from lightning_matchopt.callbacks.signals import StopOnSignal, release_process_group
 from lightning_matchopt.commands import FROM_CHECKPOINT, TRAINER_SUBCOMMANDS, config_names
 from lightning_matchopt.data import MatchOptDataModule
@@ -147,6 +147,7 @@ class MatchOptCLI(LightningCLI):
         return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Add the callbacks' settings groups (``search.*``, ``checkpoint.*``, ...) and their defaults."""
         parser.add_lightning_class_args(DesignSearch, "search")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
         parser.add_lightning_class_args(EpochCheckpoint, "checkpoint")
@@ -188,8 +189,10 @@ class MatchOptCLI(LightningCLI):
             config.ckpt_path = readable_checkpoint(config.ckpt_path, subcommand)
 
     def _parse_ckpt_path(self) -> None:
-        """Lightning's (private) hook that puts a checkpoint's model hyperparameters into the config,
-        given them in today's form: a checkpoint of the flat ``model.*`` keys still loads."""
+        """Lightning's (private) hook that puts a checkpoint's model hyperparameters into the config.
+
+        Given them in today's form: a checkpoint of the flat ``model.*`` keys still loads.
+        """
         subcommand = self.config.get("subcommand")
         ckpt_path = subcommand and self.config[subcommand].get("ckpt_path")
         if not ckpt_path or not Path(ckpt_path).is_file():
@@ -198,6 +201,7 @@ class MatchOptCLI(LightningCLI):
         self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def before_instantiate_classes(self) -> None:
+        """Before anything is built: refuse ``checkpoint.monitor``, resolve ``--ckpt_path last``, keep out of fits' log dirs."""
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         if config.checkpoint.get("monitor"):
             raise ConfigError(
@@ -222,6 +226,7 @@ class MatchOptCLI(LightningCLI):
         check_checkpoint_fits(ckpt_path, self.model, self.datamodule, self.subcommand)
 
     def before_fit(self) -> None:
+        """Check that the checkpoint fits; a resumed run logs into its own version dir."""
         self._check_checkpoint()
         if self._resume_log_dir is not None:
             # The resumed run logs into its own version dir. Set on the Trainer, not in the config,
@@ -282,7 +287,7 @@ def _resume_in_latest_version(config) -> Path | None:
 
 
 def _keep_out_of_training_log_dirs(config, subcommand: str) -> None:
-    """validate / predict / search never write into a training run's log dir.
+    """Validate / predict / search never write into a training run's log dir.
 
     A fit resumed by an earlier version of this CLI saved a ``config.yaml`` whose logger is pinned
     to its own ``version_N``; searching with that config would overwrite the fit's

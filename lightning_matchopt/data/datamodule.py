@@ -69,6 +69,7 @@ class TrajectorySampler(DistributedSampler):
         self.ensemble_size = ensemble_size
 
     def set_epoch(self, epoch: int) -> None:
+        """Draws depend only on ``(seed, epoch)``: every rank, and a resumed run, draws the same."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -78,7 +79,7 @@ class TrajectorySampler(DistributedSampler):
         # One epoch of draws per ensemble member, each from its own stream; a batch stacks the
         # members' batches member-major (the module splits them back).
         per_member = [self._draw(epoch_generator(self.seed, self.epoch, k)) for k in range(self.ensemble_size)]
-        for batches in zip(*(draws.split(self.trajectories_per_batch) for draws in per_member)):
+        for batches in zip(*(draws.split(self.trajectories_per_batch) for draws in per_member), strict=True):
             yield batches[0] if len(batches) == 1 else torch.cat(batches)
 
     def _draw(self, generator: torch.Generator) -> torch.Tensor:
@@ -102,6 +103,7 @@ class ListSampler(DistributedSampler):
         self.fixed = [lists.fixed(n_rows, seed, k) for k in range(ensemble_size)]
 
     def set_epoch(self, epoch: int) -> None:
+        """Draws depend only on ``(seed, epoch)``: every rank, and a resumed run, draws the same."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -110,9 +112,9 @@ class ListSampler(DistributedSampler):
     def __iter__(self) -> Iterator[torch.Tensor]:
         streams = [
             self.lists.batches(pool, fixed, epoch_generator(self.seed, self.epoch, k))
-            for k, (pool, fixed) in enumerate(zip(self.pools, self.fixed))
+            for k, (pool, fixed) in enumerate(zip(self.pools, self.fixed, strict=True))
         ]
-        for batches in zip(*streams):
+        for batches in zip(*streams, strict=True):
             yield batches[0] if len(batches) == 1 else torch.cat(batches)
 
 
@@ -132,7 +134,7 @@ class FixedTrajectories(DistributedSampler):
         self.batches = trajectories.split(trajectories_per_batch)
 
     def set_epoch(self, epoch: int) -> None:
-        pass
+        """Nothing to do: the validation batches are the same every epoch."""
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -229,6 +231,7 @@ class MatchOptDataModule(L.LightningDataModule):
         return self.task.input_dim
 
     def setup(self, stage: str | None = None) -> None:
+        """Split the held-out trajectories and z-score the data, once (later calls keep the split)."""
         if self._table is not None:
             return
         y = torch.from_numpy(self.task.data.y)
@@ -262,6 +265,7 @@ class MatchOptDataModule(L.LightningDataModule):
         return {"task": self.task.name, "n_rows": len(self.offline), "held_out": self.held_out}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the training run's split; refuse a checkpoint of another task or another number of offline rows."""
         if state_dict["task"] != self.task.name:
             raise ConfigError(
                 f"the checkpoint was trained on task {state_dict['task']!r}, not {self.task.name!r}: "
@@ -283,15 +287,19 @@ class MatchOptDataModule(L.LightningDataModule):
         return self._table
 
     def normalize_x(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw features to the z-scored space the surrogate and the search work in."""
         return (features - self.x_mean.to(features)) / self.x_std.to(features)
 
     def denormalize_x(self, x: torch.Tensor) -> torch.Tensor:
+        """z-scored designs back to raw features."""
         return x * self.x_std.to(x) + self.x_mean.to(x)
 
     def denormalize_y(self, y: torch.Tensor) -> torch.Tensor:
+        """z-scored predictions back to the task's score units."""
         return y * self.y_std.to(y) + self.y_mean.to(y)
 
     def train_dataloader(self) -> DataLoader:
+        """The training batches: trajectories (or lists) drawn afresh every epoch."""
         if self.lists is not None:
             sampler = ListSampler(self.lists, len(self.table), self.seed, self.ensemble_size)
             return DataLoader(self.table, sampler=sampler, batch_size=None)
@@ -301,6 +309,7 @@ class MatchOptDataModule(L.LightningDataModule):
         return DataLoader(self.table, sampler=sampler, batch_size=None)
 
     def val_dataloader(self) -> DataLoader | list:
+        """The held-out trajectories, or none when nothing was held out."""
         if not self.held_out.numel():
             if self.trainer is not None and self.trainer.state.fn == "validate":
                 raise ConfigError(
@@ -337,13 +346,17 @@ class MatchOptDataModule(L.LightningDataModule):
         return PredictionInputs(x, y, str(self.predict_path), columns=columns)
 
     def predict_dataloader(self) -> DataLoader:
+        """The designs to predict (``data.predict_*``), z-scored."""
         self.predict_inputs = self.prediction_inputs()
         features = torch.from_numpy(self.task.to_features(self.predict_inputs.designs)).double()
         return DataLoader(self.normalize_x(features).float(), batch_size=self.predict_batch_size)
 
     def search_start(self, n_designs: int, start: str, seed: int) -> torch.Tensor:
-        """The search's z-scored starts from the training rows; the search's own concern, kept here for
-        ``benchmarks/`` scripts that call it (see ``lightning_matchopt.search.starts``)."""
+        """The search's z-scored starts from the training rows.
+
+        The search's own concern, kept here for ``benchmarks/`` scripts that call it (see
+        ``lightning_matchopt.search.starts``).
+        """
         from lightning_matchopt.search.starts import search_start
 
         return search_start(self.table.x, self.table.y, n_designs, start, seed)

@@ -12,7 +12,6 @@ import torch
 
 from lightning_matchopt.errors import ConfigError, DataError
 
-
 BINNINGS = ("balanced", "last_takes_remainder")
 
 

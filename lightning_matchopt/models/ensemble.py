@@ -41,7 +41,7 @@ class EnsembleMLP(nn.Module):
         self.negative_slope, self.ensemble_size = negative_slope, ensemble_size
         widths = [input_dim, *hidden_dims, out_features]
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
             layers = [nn.Linear(fan_in, fan_out) for _ in range(ensemble_size)]
             self.weights.append(nn.Parameter(torch.stack([layer.weight.detach().T for layer in layers])))  # (K, in, out)
             self.biases.append(nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]).unsqueeze(1)))  # (K, 1, out)
@@ -52,7 +52,7 @@ class EnsembleMLP(nn.Module):
         return x.reshape(self.ensemble_size, -1, x.shape[-1])
 
     def _hidden(self, h: torch.Tensor) -> torch.Tensor:
-        for weight, bias in zip(self.weights[:-1], self.biases[:-1]):
+        for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = F.leaky_relu(torch.baddbmm(bias, h, weight), self.negative_slope)
         return torch.baddbmm(self.biases[-1], h, self.weights[-1])
 
@@ -89,7 +89,7 @@ class EnsembleMLP(nn.Module):
             hidden = F.leaky_relu_(pre, self.negative_slope).reshape(k, n * p, -1)  # (K, nodes * P, h)
         layers = [
             (partial(_affine, weight, bias), partial(_affine, weight, None))
-            for weight, bias in zip(self.weights[1:-1], self.biases[1:-1])
+            for weight, bias in zip(self.weights[1:-1], self.biases[1:-1], strict=True)
         ]
         tangent = tangent_through_layers(tangent.repeat(1, n, 1), hidden, layers, self.negative_slope)
         out = torch.bmm(tangent, self.weights[-1]).reshape(k, n, p)

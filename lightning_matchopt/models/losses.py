@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import math
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -85,8 +85,10 @@ def gradient_matching_loss(
 
     Args:
         surrogate: the differentiable model ``g``.
-        x_u, x_v: ``(P, d)`` pair endpoints (u before v on a trajectory).
-        y_u, y_v: ``(P,)`` their scores.
+        x_u: ``(P, d)`` the pairs' first endpoints (u before v on a trajectory).
+        x_v: ``(P, d)`` their second endpoints.
+        y_u: ``(P,)`` the scores of ``x_u``.
+        y_v: ``(P,)`` the scores of ``x_v``.
         integration_steps: kappa, the quadrature points per pair.
         rule: ``left`` (paper), ``midpoint`` or ``trapezoid``.
         reduction: ``mean`` over pairs, or ``sum`` (the module uses it to split pairs over ranks).

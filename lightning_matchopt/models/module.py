@@ -107,9 +107,11 @@ class MatchOptModule(L.LightningModule):
             super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The surrogate's prediction (so the module predicts like its surrogate)."""
         return self.surrogate(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Every objective's term on this rank's share of the batch; their weighted sum is the loss."""
         # (K * groups, m, d), member-major: member k's own draws are block k. Each term takes
         # this rank's share of every member's rows, so rows stay member-major.
         x, y = batch
@@ -120,7 +122,7 @@ class MatchOptModule(L.LightningModule):
         # requires it: gradient matching alone never reaches the output bias).
         terms = [term(self.surrogate, x, y, rank, world) for term in self.objectives]
         loss = self.objectives[0].weight * terms[0]
-        for term, value in zip(self.objectives[1:], terms[1:]):
+        for term, value in zip(self.objectives[1:], terms[1:], strict=True):
             loss = loss + term.weight * value
         # Summed here and logged once per epoch (as the members' mean): self.log on every step
         # costs as much as a quarter of this small step on CPU.
@@ -129,14 +131,16 @@ class MatchOptModule(L.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
+        """Reset the epoch's loss sums (logged once an epoch)."""
         self._epoch_sums = torch.zeros(len(self._loss_names), device=self.device)
         self._epoch_steps = 0
 
     def on_train_epoch_end(self) -> None:
+        """Log the epoch's mean losses (``train/*``), averaged over ranks."""
         # Each rank's losses are (its share of the batch sum) * world, so the mean over ranks
         # (sync_dist) of the per-rank epoch means is the epoch mean of the whole-batch losses.
         means = self._epoch_sums / max(self._epoch_steps, 1) / self.ensemble_size
-        for name, value in zip(self._loss_names, means):
+        for name, value in zip(self._loss_names, means, strict=True):
             self.log(f"train/{name}", value, sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -169,6 +173,7 @@ class MatchOptModule(L.LightningModule):
             self.log(f"val/{name}", getattr(self, f"val_{name}"), on_step=False, on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
+        """The method's held-out objective (``val/objective``), and the predicted-vs-true picture once a run."""
         if self._val_objective:  # the method's own loss on held-out rows: what EarlyStopping should monitor
             held_out = {"gm": self.val_loss_gm, "reg": self.val_loss_reg}
             self.log("val/objective", sum(weight * held_out[name].compute() for name, weight in self._val_objective.items()))
@@ -184,6 +189,7 @@ class MatchOptModule(L.LightningModule):
         self.val_points.reset()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Record how many epochs the weights were trained for: the epoch a later search reports."""
         # Epochs whose steps these weights hold (Lightning's "processed" count; "epoch" is one less
         # in a checkpoint saved at an epoch's end): the epoch a search in fit would report.
         progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
@@ -194,6 +200,7 @@ class MatchOptModule(L.LightningModule):
         return self.surrogate.members(batch).mean(0)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam on the surrogate's parameters (fused where the device has the kernel)."""
         # The fused kernel does the whole update in one op: a few percent of a CPU step.
         fused = self.device.type in ("cpu", "cuda")
         hp = self.hparams

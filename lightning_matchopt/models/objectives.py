@@ -57,6 +57,7 @@ class Objective:
     def __call__(
         self, surrogate, x: torch.Tensor, y: torch.Tensor, rank: int = 0, world: int = 1
     ) -> torch.Tensor:
+        """This term on this rank's share of the (member-major) batch; the mean over ranks is the whole batch's loss."""
         raise NotImplementedError
 
 
@@ -95,6 +96,7 @@ class GradientMatching(Objective):
         )
 
     def __call__(self, surrogate, x, y, rank=0, world=1):
+        """Gradient matching on this rank's share of the trajectories' consecutive pairs."""
         k, d = x.shape[0], x.shape[-1]
         x_u, x_v = x[:, :, :-1].reshape(k, -1, d), x[:, :, 1:].reshape(k, -1, d)
         y_u, y_v = y[:, :, :-1].reshape(k, -1), y[:, :, 1:].reshape(k, -1)
@@ -110,6 +112,7 @@ class Regression(Objective):
     name = "reg"
 
     def __call__(self, surrogate, x, y, rank=0, world=1):
+        """Squared error on this rank's share of the points."""
         x_points, y_points, n_points = points(x, y, rank, world)
         return regression_loss(surrogate, x_points, y_points, "sum") * world / n_points
 
@@ -124,6 +127,7 @@ class GaussianLikelihood(Objective):
     name = "nll"
 
     def __call__(self, surrogate, x, y, rank=0, world=1):
+        """Gaussian negative log-likelihood on this rank's share of the points."""
         if not callable(getattr(surrogate, "distribution", None)):
             raise ConfigError(
                 "GaussianLikelihood needs a surrogate that predicts a distribution, "
@@ -161,6 +165,7 @@ class ListNet(_RankingObjective):
     name = "listnet"
 
     def list_losses(self, scores, y):
+        """ListNet's cross-entropy, summed over the lists."""
         return listnet_loss(scores, y, "sum")
 
 
@@ -170,6 +175,7 @@ class RankCosine(_RankingObjective):
     name = "rankcosine"
 
     def list_losses(self, scores, y):
+        """RankCosine's ``1 - Pearson``, summed over the lists."""
         return rankcosine_loss(scores, y, "sum")
 
 
@@ -193,6 +199,7 @@ class Conservative(Objective):
         self.steps, self.step_size = steps, step_size
 
     def __call__(self, surrogate, x, y, rank=0, world=1):
+        """The conservative penalty on this rank's share of the points."""
         x_points, _, n_points = points(x, y, rank, world)
         return (
             conservative_penalty(surrogate, x_points, self.steps, self.step_size, "sum")

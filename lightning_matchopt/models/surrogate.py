@@ -83,6 +83,7 @@ class MLPSurrogate(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted scores ``(B,)`` of ``(B, d)`` designs."""
         return self.net(x).squeeze(-1)
 
     def members(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,6 +184,7 @@ class GaussianMLP(nn.Module):
         return mean.reshape(-1), std.reshape(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted mean ``(B,)``: the search and the metrics use the mean."""
         return self.distribution(x)[0]
 
     def members(self, x: torch.Tensor) -> torch.Tensor:

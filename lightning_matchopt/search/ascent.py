@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable
 
@@ -122,3 +123,31 @@ def traced_ascent(
     snapshots: dict[int, torch.Tensor] = {}
     observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
     return gradient_ascent(climb, x0, steps, lr, progress, observe, optimizer), traced, snapshots
+
+
+def climb(
+    surrogate,
+    x0: torch.Tensor,
+    steps: int,
+    lr: float,
+    objective: str = "mean",
+    beta: float = 1.0,
+    offline_x: torch.Tensor | None = None,
+    trace_every: int = 0,
+    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    optimizer: str = "adam",
+) -> tuple[torch.Tensor, list[int], dict[int, torch.Tensor], torch.Tensor]:
+    """One search on a frozen copy of ``surrogate`` (training's own is left as it is).
+
+    Climbs ``objective`` (:func:`search_objective`), standardized on ``offline_x`` if given
+    (:func:`standardized`), with :func:`traced_ascent`. Returns its designs, traced steps and
+    snapshots, and the members' predictions of the final designs, ``(K, designs)`` in float64.
+    """
+    surrogate = copy.deepcopy(surrogate).requires_grad_(False).eval()
+    climbed = search_objective(surrogate, objective, beta)
+    if offline_x is not None:
+        climbed = standardized(climbed, offline_x)
+    x, traced, snapshots = traced_ascent(climbed, x0, steps, lr, trace_every, progress, optimizer)
+    with torch.no_grad():
+        members = surrogate.members(x).double()
+    return x, traced, snapshots, members

@@ -1,10 +1,12 @@
-"""What a person needs to know about each candidate before using it (pure functions of arrays).
+"""What a person needs to know about each candidate before using it (pure functions of arrays and a data module).
 
 The argmax of token logits often maps several searched designs to one sequence, and a search
 can end on a design the data already holds; neither is worth a lab's time twice.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,3 +67,20 @@ def count_unique_and_novel(candidates: dict[str, np.ndarray]) -> dict[str, int]:
     """``n_unique`` distinct candidates, of which ``n_novel`` are not in the offline data."""
     unique = ~candidates["duplicate"]
     return {"n_unique": int(unique.sum()), "n_novel": int((unique & ~candidates["in_offline"]).sum())}
+
+
+def kept(candidates: dict[str, np.ndarray], drop_duplicates: bool) -> np.ndarray:
+    """Which candidates the written files and the scores keep: all, or the first of identical ones."""
+    return ~candidates["duplicate"] if drop_duplicates else np.ones(len(candidates["duplicate"]), bool)
+
+
+def kept_rows(rows: dict[str, torch.Tensor], keep: np.ndarray) -> dict[str, torch.Tensor]:
+    """The kept candidates' rows, in order."""
+    return rows if keep.all() else {k: v[torch.from_numpy(keep)] for k, v in rows.items()}
+
+
+def describe_search(datamodule: Any, features: torch.Tensor) -> dict[str, np.ndarray]:
+    """:func:`describe_candidates` of searched ``features`` against all offline rows, held-out ones included."""
+    task = datamodule.task
+    designs, normalized = task.from_features(features.numpy()), datamodule.normalize_x(features.double())
+    return describe_candidates(designs, task.data.x, normalized, datamodule.offline.x, task.is_discrete)

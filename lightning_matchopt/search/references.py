@@ -59,3 +59,17 @@ def oracle_scores(
         return torch.as_tensor(scores), torch.as_tensor(normalized), None
     columns = [task.normalize_score(ask(step)) for step in path]
     return torch.as_tensor(scores), torch.as_tensor(normalized), torch.as_tensor(np.stack([*columns, normalized], axis=1))
+
+
+def ask_oracle(
+    task: Task, features: torch.Tensor, path: list[torch.Tensor] | None, timeout: float | None = None
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None, str | None]:
+    """:func:`oracle_scores`, or None and the error it raised, in one line.
+
+    The oracle is a user's simulator or lab pipeline: any failure is its own, and the search
+    decides what a failure means (training goes on, or the final search ends the run).
+    """
+    try:
+        return oracle_scores(task, features, path, timeout), None
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}"

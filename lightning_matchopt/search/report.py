@@ -14,6 +14,7 @@ import torch
 
 from lightning_matchopt import pictures
 from lightning_matchopt.atomic import write_atomic
+from lightning_matchopt.errors import SearchFailed
 from lightning_matchopt.metrics import percentile_scores
 from lightning_matchopt.search.metrics import SEARCH_METRICS, measure
 from lightning_matchopt.search.references import best_offline_score, random_designs_reference
@@ -131,3 +132,17 @@ def report(
             f"score_50th={summary['score_50th']:.4f} score_mean={summary['score_mean']:.4f} "
             f"(D(best)={summary['d_best']:.4f}) -> {out / 'results.json'}"
         )
+
+
+def final_search_failed(trainer: L.Trainer, task: Task, epoch: int, error: str, out: Path) -> SearchFailed:
+    """The error that ends a run whose final oracle failed, naming what was kept and how to go on."""
+    if getattr(trainer, "_search_only", False):  # matchopt search: the checkpoint is the user's file
+        checkpoint, again = trainer.ckpt_path, "run the same matchopt search command again"
+    else:
+        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none saved (checkpointing is off)"
+        again = "run the same fit command again with --ckpt_path last (it redoes only the final search)"
+    return SearchFailed(
+        f"{task.oracle_name} failed in the final search (epoch {epoch}): {error}. Kept: the trained "
+        f"model ({checkpoint}) and the unscored designs with the surrogate's predictions "
+        f"({out / 'designs.npz'}); to score them when the oracle works, {again}"
+    )

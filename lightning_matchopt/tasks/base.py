@@ -152,8 +152,10 @@ class Task(abc.ABC):
         """The run's seed, for tasks whose offline data is a per-run draw; most tasks ignore it."""
 
     def random_designs(self, n: int, generator: np.random.Generator) -> np.ndarray | None:
-        """``n`` designs drawn uniformly from the design space, or None where it has no natural
-        uniform law (real vectors without bounds). Token designs: every token uniform."""
+        """``n`` designs drawn uniformly from the design space, or None where it has no natural uniform law.
+
+        Real vectors without bounds have none; for token designs every token is uniform.
+        """
         if not self.is_discrete:
             return None
         return generator.integers(0, self.num_classes, size=(n, *self.design_shape))

@@ -46,6 +46,7 @@ class ContinuousDesignBenchTask(Task):
 
     @property
     def design_shape(self) -> tuple[int, ...]:
+        """Designs are flat vectors of ``dim`` features."""
         return (self.dim,)
 
     def full_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +57,7 @@ class ContinuousDesignBenchTask(Task):
             if len(xs) != len(ys):
                 raise DataError(f"{self.name}: {len(xs)} x shards but {len(ys)} y shards in the data folder")
             x_parts, y_parts = [], []
-            for x_path, y_path in zip(xs, ys):
+            for x_path, y_path in zip(xs, ys, strict=True):
                 x, y = load_array(x_path), load_array(y_path)
                 if x.ndim != 2 or x.shape[1] != self.dim:
                     raise DataError(f"{self.name}: {x_path.name} must hold (N, {self.dim}) designs, got {x.shape}")
@@ -114,6 +115,7 @@ class Superconductor(ContinuousDesignBenchTask):
         self._forest = None
 
     def oracle_unavailable(self) -> str | None:
+        """Why the forest oracle cannot run (scikit-learn missing), or None."""
         why = missing("sklearn", extra="oracles")
         return f"superconductor: the oracle {why}" if why else None
 
@@ -160,6 +162,7 @@ class HopperController(ContinuousDesignBenchTask):
         self.workers, self.seed = workers, seed
 
     def oracle_unavailable(self) -> str | None:
+        """Why the MuJoCo oracle cannot run (MuJoCo or gymnasium missing), or None."""
         from lightning_matchopt.tasks.oracles import mujoco_missing
 
         return mujoco_missing(self.name)
@@ -221,6 +224,7 @@ class AntMorphology(MorphologyTask):
     policy_file = "ant_oracle.pkl"
 
     def oracle_unavailable(self) -> str | None:
+        """Why the Ant oracle cannot run (its policy or MuJoCo missing), or None."""
         from lightning_matchopt.tasks.oracles import mujoco_missing
 
         return self._missing_policy() or mujoco_missing(self.name)
@@ -249,6 +253,7 @@ class DKittyMorphology(MorphologyTask):
     policy_file = "dkitty_oracle.pkl"
 
     def oracle_unavailable(self) -> str | None:
+        """D'Kitty's oracle is not re-created here: always the reason."""
         missing = self._missing_policy()
         if missing:
             return missing + "; it also needs ROBEL's D'Kitty model (robel/dkitty/assets), not re-created here"

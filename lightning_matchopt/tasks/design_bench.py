@@ -103,9 +103,11 @@ class ExactLookupTask(Task):
 
     @property
     def design_shape(self) -> tuple[int, ...]:
+        """Designs are sequences of ``length`` tokens."""
         return (self.length,)
 
     def shard_paths(self, kind: str) -> list[Path]:
+        """The task's ``x`` or ``y`` shard files, in order."""
         return shard_paths(self.name, self.data_root, self.folder, self.prefix, kind)
 
     def _full_codes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +116,7 @@ class ExactLookupTask(Task):
         if len(xs) != len(ys):
             raise DataError(f"{self.name}: {len(xs)} x shards but {len(ys)} y shards in the data folder")
         codes, scores = [], []
-        for x_path, y_path in zip(xs, ys):
+        for x_path, y_path in zip(xs, ys, strict=True):
             x, y = load_array(x_path), load_array(y_path).reshape(-1)
             if x.ndim != 2 or x.shape[1] != self.length:
                 raise DataError(f"{self.name}: {x_path.name} must hold (N, {self.length}) tokens, got {x.shape}")
@@ -188,6 +190,7 @@ class TFBind10(ExactLookupTask):
         self.subsample, self.subsample_seed, self._run_seed = subsample, subsample_seed, 0
 
     def use_run_seed(self, seed: int) -> None:
+        """Subsample with the run's seed, so that seeds differ in the rows they train on."""
         self._run_seed = seed
 
     def _subsample(self, rows: np.ndarray) -> np.ndarray:

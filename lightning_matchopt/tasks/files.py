@@ -111,6 +111,7 @@ class FilesTask(Task):
 
     @property
     def design_shape(self) -> tuple[int, ...]:
+        """The designs' shape, as read from the files."""
         return self._design_shape
 
     @property
@@ -120,9 +121,11 @@ class FilesTask(Task):
 
     @property
     def oracle_name(self) -> str:
+        """The user's oracle, named by its spec in messages."""
         return f"the oracle {self.oracle_spec}" if self.oracle_spec else super().oracle_name
 
     def oracle_unavailable(self) -> str | None:
+        """Why the designs cannot be scored (no oracle given), or None."""
         if self._oracle is None:
             return "files: no oracle given (data.task_options.oracle: 'package.module:function')"
         return None

@@ -29,7 +29,7 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes[0], tasks, strict=True):
         for i, m in enumerate(methods):
             values = [r["score_100th"] for r in rows if r["task"] == task and r["method"] == m]
             if values:
@@ -44,7 +44,7 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
     paths = [out / "scores.png"]
     figure.savefig(paths[0], dpi=120)
     figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes[0], tasks, strict=True):
         for m in methods:
             epochs, means = _mean_curve(rows, task, m, "history", "epoch", "score_100th")
             if epochs:
@@ -58,7 +58,7 @@ def plot(rows: list[dict], methods: list[str], tasks: list[str], out: Path) -> l
     figure.savefig(paths[1], dpi=120)
     if any(r["trace"] for r in rows):
         figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
-        for ax, task in zip(axes[0], tasks):
+        for ax, task in zip(axes[0], tasks, strict=True):
             for i, m in enumerate(methods):
                 for score, style in (("score_100th", "-"), ("score_50th", ":")):
                     steps, means = _mean_curve(rows, task, m, "trace", "step", score)

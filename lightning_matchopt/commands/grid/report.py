@@ -82,7 +82,8 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
     notes = "\n\nCells: score_100th / score_50th, mean ± std over seeds (n = seeds)."
     notes += " D(best): the best offline design's normalized score."
     if any(r.get("random_designs") for r in rows):
-        notes += " 128 random designs: 128 sequences drawn uniformly from the design space, scored by the exact oracle, mean ± std of the 100th percentile / mean of the 50th over the draws."
+        notes += (" 128 random designs: 128 sequences drawn uniformly from the design space, scored by the exact oracle,"
+                  " mean ± std of the 100th percentile / mean of the 50th over the draws.")
     for c in columns:
         if c.get("note"):
             notes += f" {c['label']}: {c['note']}"

@@ -53,6 +53,7 @@ class ForestOracle:
     rank_correlation: float
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted critical temperatures (kelvin) of raw feature rows."""
         z = (np.asarray(x, dtype=np.float32) - self.x_mean) / self.x_std
         return self.forest.predict(z) * self.y_std + self.y_mean
 
@@ -91,6 +92,7 @@ def fingerprint(x: np.ndarray, y: np.ndarray, seed: int) -> str:
 
 
 def default_cache_dir() -> Path:
+    """Where the fitted forest is cached: ``$MATCHOPT_CACHE_DIR``, else ``~/.cache/lightning_matchopt``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "lightning_matchopt")
 
 

@@ -59,6 +59,7 @@ def policy_layers(design: np.ndarray) -> list[np.ndarray]:
 
 
 def policy_action(layers: list[np.ndarray], observation: np.ndarray) -> np.ndarray:
+    """The action of the policy a design encodes (tanh hidden layers, linear output)."""
     w0, b0, w1, b1, w2, b2 = layers
     hidden = np.tanh(observation @ w0 + b0)
     hidden = np.tanh(hidden @ w1 + b1)
@@ -137,7 +138,7 @@ def evaluate_policies(
             for reader in readers:
                 reader.start()
             try:
-                for proc, reader in zip(procs, readers):
+                for proc, reader in zip(procs, readers, strict=True):
                     reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
                     if reader.is_alive():
                         raise OracleError(

@@ -61,7 +61,7 @@ def ant_xml(design: np.ndarray) -> str:
     """MJCF of the Ant a design describes."""
     legs, bodies, motors = clip_legs(design), [], []
     for i, leg in enumerate(legs):
-        f = dict(zip(LEG_FIELDS, leg))
+        f = dict(zip(LEG_FIELDS, leg, strict=True))
         hip, thigh, ankle = f["hip_size"], f["thigh_size"], f["ankle_size"]
 
         def joint_range(name: str, f: dict = f) -> str:
@@ -137,13 +137,14 @@ def load_policy(path: Path) -> list[np.ndarray]:
     if any(key not in state for key in POLICY_KEYS):
         raise OracleError(f"ant: the policy {str(path)!r} must be a dict with keys {', '.join(POLICY_KEYS)}")
     layers = [np.asarray(state[key], dtype=np.float64) for key in POLICY_KEYS]
-    for weight, bias in zip(layers[::2], layers[1::2]):
+    for weight, bias in zip(layers[::2], layers[1::2], strict=True):
         if weight.ndim != 2 or bias.shape != (weight.shape[0],):
             raise OracleError(f"ant: the policy {str(path)!r} has a layer of shape {weight.shape} with bias {bias.shape}")
     return layers
 
 
 def policy_action(layers: list[np.ndarray], observation: np.ndarray) -> np.ndarray:
+    """The policy's deterministic action: tanh of the Gaussian head's mean (ReLU hidden layers)."""
     w0, b0, w1, b1, w2, b2 = layers
     hidden = np.maximum(w0 @ observation + b0, 0)
     hidden = np.maximum(w1 @ hidden + b1, 0)
