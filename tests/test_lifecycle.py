@@ -284,3 +284,33 @@ def test_an_ensemble_validates_predicts_and_searches_from_its_checkpoint(tmp_pat
     fit_results, results = (json.loads((d / "results.json").read_text()) for d in (fit, out))
     assert results["score_100th"] == fit_results["score_100th"] and results["predicted_std"] > 0
     assert np.array_equal(np.load(fit / "designs.npz")["prediction_std"], np.load(out / "designs.npz")["prediction_std"])
+
+
+def test_a_checkpoint_of_a_module_built_in_python_searches_and_loads(tmp_path, capsys):
+    """No pickled objects in its hyperparameters: matchopt search reads it with weights_only=True, as a CLI one."""
+    from functools import partial
+
+    import lightning as L
+
+    from lightning_matchopt import MatchOptDataModule, MatchOptModule
+    from lightning_matchopt.models import GradientMatching, MLPSurrogate, Regression
+
+    data = MatchOptDataModule(task="shekel", task_options={"n_samples": 400, "max_percentile": 50}, n_bins=16,
+                              trajectories_per_batch=2)
+    data.setup("fit")
+    module = MatchOptModule(data.input_dim, partial(MLPSurrogate, hidden_dims=[8]),
+                            [GradientMatching(weight=2.0, integration_steps=3), Regression(weight=0.5)])
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(module, data)
+    trainer.save_checkpoint(tmp_path / "api.ckpt")
+    hparams = torch.load(tmp_path / "api.ckpt", weights_only=True)["hyper_parameters"]  # would raise on a pickled object
+    assert hparams["objectives"][0]["init_args"] == {"weight": 2.0, "integration_steps": 3, "quadrature": "left"}
+    loaded = MatchOptModule.load_from_checkpoint(tmp_path / "api.ckpt")
+    x = torch.randn(5, data.input_dim)
+    assert torch.equal(loaded(x), module(x)) and [t.weight for t in loaded.objectives] == [2.0, 0.5]
+    main(["search", "--config", str(TINY_CONFIG), f"--ckpt_path={tmp_path / 'api.ckpt'}",
+          f"--trainer.default_root_dir={tmp_path}"])
+    captured = capsys.readouterr()
+    assert "search (shekel" in captured.out + captured.err
+    assert (next(tmp_path.glob("lightning_logs/version_*")) / "results.json").is_file()

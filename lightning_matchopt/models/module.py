@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import warnings
 from collections.abc import Callable, Sequence
@@ -67,6 +69,8 @@ class MatchOptModule(L.LightningModule):
         if len(set(names)) != len(names):
             raise ConfigError(f"model.objectives names a loss term twice ({', '.join(names)}): give each once")
         self.save_hyperparameters()
+        if "_instantiator" not in self.hparams:  # built in Python, not by LightningCLI: store the CLI's form
+            self.hparams.update(config_form(surrogate, objectives))
         self.surrogate = surrogate(input_dim)
         self.ensemble_size = int(getattr(self.surrogate, "ensemble_size", 1))
         self.objectives = objectives
@@ -220,3 +224,29 @@ def held_out_objective(objectives: Sequence[Objective]) -> dict[str, float]:
         if term.weight > 0:
             weights[term.name] = weights.get(term.name, 0.0) + term.weight
     return weights
+
+
+def config_form(surrogate: Callable, objectives: Sequence[Objective]) -> dict:
+    """``surrogate`` and ``objectives`` as LightningCLI would save them (``class_path`` and ``init_args``).
+
+    A checkpoint of a module built in Python then holds no pickled objects: ``matchopt search``
+    (which reads checkpoints with ``weights_only=True``) and ``load_from_checkpoint`` both read it.
+    Empty where a part cannot be written so (a lambda, a term with an argument it does not keep).
+    """
+
+    def class_path(cls: type) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    if isinstance(surrogate, functools.partial) and isinstance(surrogate.func, type) and not surrogate.args:
+        network = {"class_path": class_path(surrogate.func), "init_args": dict(surrogate.keywords)}
+    elif isinstance(surrogate, type):
+        network = {"class_path": class_path(surrogate)}
+    else:
+        return {}
+    terms = []
+    for term in objectives:
+        names = [n for n in inspect.signature(type(term).__init__).parameters if n != "self"]
+        if not all(hasattr(term, n) for n in names):
+            return {}
+        terms.append({"class_path": class_path(type(term)), "init_args": {n: getattr(term, n) for n in names}})
+    return {"surrogate": network, "objectives": terms, "_instantiator": "lightning.pytorch.cli.instantiate_module"}
