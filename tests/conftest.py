@@ -10,7 +10,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import lightning.pytorch  # noqa: F401  (see below)
 import pytest
+
+# Lightning adds its console handlers (StreamHandler on the sys.stderr of the moment) when it is first
+# imported, and the package imports it lazily. Imported first inside a test that captures output
+# (capsys), they would write to that test's capture stream, closed after it: every later Lightning log
+# line would then print "--- Logging error ---" and a traceback (tests/test_faults.py failed 5 of 11
+# when run alone). Imported here, they write to the session's stream, whatever the order of the tests.
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "design_bench_data"
