@@ -109,7 +109,9 @@ def test_validate_gives_the_last_epochs_metrics_with_and_without_inference_mode(
         out = matchopt(root, "validate", f"--ckpt_path={log_dir}/checkpoints/last.ckpt",
                        f"--trainer.inference_mode={mode}")
         assert events(out).Scalars("val/spearman")[0].value == pytest.approx(logged, abs=1e-6)
-    assert "val/spearman" in capsys.readouterr().out
+        printed = capsys.readouterr().out  # the metrics, and where they were logged
+        assert "val/spearman" in printed
+        assert f"validate: val/* metrics and the predicted-vs-true plot logged to {out} (TensorBoard)" in printed
 
 
 def test_predict_scores_offline_rows_and_a_file_in_score_units(trained, tmp_path):
