@@ -74,6 +74,13 @@ def test_fit_validates_on_held_out_rows_and_writes_pictures_and_hparams(trained)
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert {m.name.tag for m in experiment.metric_infos} >= {"search/score_100th", "val/spearman"}
     assert {"model/lr", "data/val_fraction", "search/n_designs"} <= {h.name for h in experiment.hparam_infos}
+    # TensorBoard sorts the settings by name: the method and the final scores come first.
+    names = sorted(h.name for h in experiment.hparam_infos)
+    assert names[:4] == ["Method", "Score/100th", "Score/50th", "Score/mean"], names[:6]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    results = json.loads((log_dir / "results.json").read_text())
+    assert start.hparams["Method"].string_value == "gm + reg, adam"  # MATCH-OPT's defaults
+    assert start.hparams["Score/100th"].number_value == pytest.approx(results["score_100th"])
     assert "hp_metric" not in tags["scalars"]  # Lightning's placeholder session is not written
     # The method's own held-out loss (MATCH-OPT's defaults: 1 x gradient matching + 1 x regression), every epoch.
     objective, gm, reg = ([e.value for e in acc.Scalars(f"val/{t}")] for t in ("objective", "loss_gm", "loss_reg"))

@@ -76,3 +76,17 @@ def test_the_oracle_keeps_minus_inf_and_fails_nan_and_plus_inf():
     task._score = lambda designs: np.array([1.0, -np.inf, np.inf, np.nan])[: len(designs)]
     scores = task.oracle(designs)
     assert scores[0] == 1.0 and np.isneginf(scores[1]) and np.isnan(scores[2]) and np.isnan(scores[3])
+
+
+def test_the_method_label_names_what_defines_the_method():
+    from lightning_matchopt.models import GradientMatching, Regression
+    from lightning_matchopt.models.objectives import Conservative
+    from lightning_matchopt.search.report import method_label
+
+    search = {"objective": "mean", "beta": 1.0, "optimizer": "adam", "step_rule": "constant", "standardize": False}
+    assert method_label([GradientMatching(), Regression()], 1, search) == "gm + reg, adam"
+    lcb = {**search, "objective": "lcb", "beta": 0.25}
+    terms = [Regression(weight=0.0), GradientMatching(weight=2.0)]  # a zero weight is not part of the method
+    assert method_label(terms, 4, lcb) == "2 gm, ensemble of 4 (lcb beta 0.25), adam"
+    grad = {**search, "optimizer": "gradient", "step_rule": "sqrt_dim", "standardize": True}
+    assert method_label([Regression(), Conservative()], 1, grad) == "reg + cons, gradient, sqrt_dim steps, standardized"

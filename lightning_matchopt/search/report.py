@@ -128,9 +128,36 @@ def log_metrics(trainer: L.Trainer, summary: dict) -> None:
         logger.save()
 
 
+def method_label(objectives: list, ensemble_size: int, search: dict) -> str:
+    """What defines the method, in one cell: the weighted loss terms, the ensemble and how the search climbs.
+
+    ``objectives``: the module's loss terms (``name``, ``weight``); ``search``: the recorded
+    search settings. MATCH-OPT's defaults read ``gm + reg, adam``.
+    """
+    terms = " + ".join(t.name if t.weight == 1 else f"{t.weight:g} {t.name}" for t in objectives if t.weight)
+    if ensemble_size > 1:
+        climbed = f"lcb beta {search['beta']:g}" if search["objective"] == "lcb" else search["objective"]
+        terms += f", ensemble of {ensemble_size} ({climbed})"
+    climb = search["optimizer"] + (", sqrt_dim steps" if search["step_rule"] == "sqrt_dim" else "")
+    return f"{terms}, {climb}" + (", standardized" if search["standardize"] else "")
+
+
+# The HPARAMS table's first columns. TensorBoard sorts settings by name (upper case first) and puts
+# every metric after them, so the method and the final scores lead as settings of their own.
+LEADING_SCORES = ("score_100th", "score_50th", "score_mean")
+
+
+def leading_hparams(module: L.LightningModule, summary: dict) -> dict:
+    """``Method`` and the final ``Score/*``: the HPARAMS columns that say what ran and how it did."""
+    objectives = getattr(module, "objectives", None)  # a module of the user's own may have none
+    label = method_label(objectives, module.ensemble_size, summary["search"]) if objectives else type(module).__name__
+    return {"Method": label, "Score": {name.removeprefix("score_"): summary[name] for name in LEADING_SCORES}}
+
+
 def write_hparams(trainer: L.Trainer, summary: dict) -> None:
-    """The HPARAMS tab: model, data and search settings beside the final search's and validation's scores."""
+    """The HPARAMS tab: the method and its final scores first, then model, data and search settings and the metrics."""
     params = {
+        **leading_hparams(trainer.lightning_module, summary),
         "model": dict(trainer.lightning_module.hparams),
         "data": dict(trainer.datamodule.hparams),
         "search": {"n_designs": summary["n_designs"], **summary["search"], "seed": summary["seed"]},
