@@ -7,17 +7,36 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 
+def infeasible_floor(normalized: torch.Tensor) -> float:
+    """The score an infeasible design (-inf) counts at: the worst score the task or the search knows.
+
+    The lower of normalized 0 (the task's normalizer floor: the worst offline design on
+    Design-Bench) and the worst feasible design among ``normalized``: an infeasible design never
+    counts above a feasible one, and the mean and std stay finite.
+    """
+    feasible = normalized[torch.isfinite(normalized)]
+    return min(0.0, float(feasible.min())) if feasible.numel() else 0.0
+
+
 def percentile_scores(normalized: torch.Tensor) -> dict[str, float]:
-    """Design-Bench's summary of candidate scores; designs the oracle could not score (NaN) are left out."""
-    finite = normalized[torch.isfinite(normalized)].double()
-    if finite.numel() == 0:
+    """Design-Bench's summary of candidate scores: NaN (the oracle failed) left out, -inf (infeasible) at the floor.
+
+    An infeasible design counts as :func:`infeasible_floor` in every percentile, the mean and the
+    std, so proposing infeasible designs costs a method what proposing the worst design would.
+    """
+    normalized = normalized.double()
+    scored = normalized[~torch.isnan(normalized)]
+    if scored.numel() == 0:
         nan = float("nan")
         return {"score_100th": nan, "score_50th": nan, "score_mean": nan, "score_std": nan}
+    infeasible = torch.isneginf(scored)
+    if infeasible.any():
+        scored = torch.where(infeasible, torch.full_like(scored, infeasible_floor(scored)), scored)
     return {
-        "score_100th": float(finite.max()),
-        "score_50th": float(torch.quantile(finite, 0.5)),
-        "score_mean": float(finite.mean()),
-        "score_std": float(finite.std(unbiased=False)),
+        "score_100th": float(scored.max()),
+        "score_50th": float(torch.quantile(scored, 0.5)),
+        "score_mean": float(scored.mean()),
+        "score_std": float(scored.std(unbiased=False)),
     }
 
 

@@ -18,7 +18,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning_matchopt import compat
 
 
-def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
+def tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
+    """The trainer's TensorBoard loggers (the others have no images, histograms or layouts)."""
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
@@ -57,7 +58,7 @@ def scatter_image(x: Any, y: Any, xlabel: str, ylabel: str) -> np.ndarray | None
 
 def log_scatter(trainer: L.Trainer, tag: str, x: Any, y: Any, step: int, xlabel: str, ylabel: str) -> None:
     """A scatter plot as a TensorBoard image (IMAGES tab)."""
-    loggers = _tensorboards(trainer)
+    loggers = tensorboards(trainer)
     image = scatter_image(x, y, xlabel, ylabel) if loggers else None
     for logger in loggers if image is not None else []:
         logger.experiment.add_image(tag, image, step, dataformats="HWC")
@@ -66,7 +67,7 @@ def log_scatter(trainer: L.Trainer, tag: str, x: Any, y: Any, step: int, xlabel:
 def log_histogram(trainer: L.Trainer, tag: str, values: Any, step: int) -> None:
     """A histogram of the finite values (HISTOGRAMS and DISTRIBUTIONS tabs)."""
     values = _finite(values)
-    for logger in _tensorboards(trainer) if len(values) else []:
+    for logger in tensorboards(trainer) if len(values) else []:
         logger.experiment.add_histogram(tag, values, step)
 
 
@@ -101,7 +102,7 @@ def quiet_default_hp_metric(trainer: L.Trainer) -> None:
     TensorBoard keeps the first session a run writes, so the one with the final scores
     (``write_hparams``) must be the only one.
     """
-    for logger in _tensorboards(trainer):
+    for logger in tensorboards(trainer):
         compat.disable_default_hp_metric(logger)
 
 
@@ -110,7 +111,7 @@ def write_hparams(trainer: L.Trainer, params: Mapping[str, Any], metric_tags: li
     from torch.utils.tensorboard.summary import hparams
 
     flat = flat_params(params)
-    for logger in _tensorboards(trainer):
+    for logger in tensorboards(trainer):
         # Only the metric names go into the session; TensorBoard reads their values from the scalars.
         experiment, start, end = hparams(flat, dict.fromkeys(metric_tags, 0.0))
         writer = compat.file_writer(logger)

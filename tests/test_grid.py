@@ -60,6 +60,8 @@ def test_table_shows_every_reference_beside_the_methods():
     assert header == "| task | matchopt | D(best) | 128 random designs | anchor | best |"
     assert tfbind8 == ("| tfbind8 | 0.950 ± 0.050 / 0.500 ± 0.000 (n=2) | 0.439 | 0.939 ± 0.037 / 0.439 (2,000 draws) "
                        "| 0.824 ± 0.067 / 0.435 | 0.977 ± 0.004 / - |")
+    wide = [{**r, "random_designs": {**reference, "n_designs": 1000}} for r in rows]  # a search of 1,000 designs
+    assert "0.939 ± 0.037 / 0.439 (2,000 draws of 1,000 designs)" in markdown_table(wide, ["matchopt"], ["tfbind8"])
     assert superconductor.endswith("| nan | - | - | - |")  # no runs, no reference, no anchor: said, not invented
     assert "MNR" not in table and "anchor: others' runs." in table
 

@@ -74,6 +74,13 @@ def test_fit_validates_on_held_out_rows_and_writes_pictures_and_hparams(trained)
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert {m.name.tag for m in experiment.metric_infos} >= {"search/score_100th", "val/spearman"}
     assert {"model/lr", "data/val_fraction", "search/n_designs"} <= {h.name for h in experiment.hparam_infos}
+    # TensorBoard sorts the settings by name: the method and the final scores come first.
+    names = sorted(h.name for h in experiment.hparam_infos)
+    assert names[:4] == ["Method", "Score/100th", "Score/50th", "Score/mean"], names[:6]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    results = json.loads((log_dir / "results.json").read_text())
+    assert start.hparams["Method"].string_value == "gm + reg, adam"  # MATCH-OPT's defaults
+    assert start.hparams["Score/100th"].number_value == pytest.approx(results["score_100th"])
     assert "hp_metric" not in tags["scalars"]  # Lightning's placeholder session is not written
     # The method's own held-out loss (MATCH-OPT's defaults: 1 x gradient matching + 1 x regression), every epoch.
     objective, gm, reg = ([e.value for e in acc.Scalars(f"val/{t}")] for t in ("objective", "loss_gm", "loss_reg"))
@@ -109,7 +116,9 @@ def test_validate_gives_the_last_epochs_metrics_with_and_without_inference_mode(
         out = matchopt(root, "validate", f"--ckpt_path={log_dir}/checkpoints/last.ckpt",
                        f"--trainer.inference_mode={mode}")
         assert events(out).Scalars("val/spearman")[0].value == pytest.approx(logged, abs=1e-6)
-    assert "val/spearman" in capsys.readouterr().out
+        printed = capsys.readouterr().out  # the metrics, and where they were logged
+        assert "val/spearman" in printed
+        assert f"validate: val/* metrics and the predicted-vs-true plot logged to {out} (TensorBoard)" in printed
 
 
 def test_predict_scores_offline_rows_and_a_file_in_score_units(trained, tmp_path):

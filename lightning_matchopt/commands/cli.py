@@ -239,6 +239,11 @@ class MatchOptCLI(LightningCLI):
 
     before_validate = before_predict = before_search = _check_checkpoint
 
+    def after_validate(self) -> None:
+        """Say where the metrics went: Lightning's table prints them, not the folder TensorBoard reads."""
+        if self.trainer.is_global_zero:
+            print(f"validate: val/* metrics and the predicted-vs-true plot logged to {self.trainer.log_dir} (TensorBoard)")
+
 
 def ensemble_size_of(surrogate) -> int:
     """The members of a ``model.surrogate`` spec (its ``init_args.ensemble_size``; 1 if it has none)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _score(name: str) -> Callable[[Any, dict], float]:
-    """Design-Bench's summary of the normalized oracle scores (unscored designs left out)."""
+    """Design-Bench's summary of the normalized oracle scores (unscored left out, infeasible at the floor)."""
 
     def metric(task, rows: dict) -> float:
         from lightning_matchopt.metrics import percentile_scores
@@ -32,7 +32,10 @@ SEARCH_METRICS: dict[str, Callable[[Any, dict], float]] = {
     "predicted_mean": lambda task, rows: float(task.normalize_score(rows["predictions"].numpy()).mean()),
     # the ensemble members' spread in normalized-score units (0 for one surrogate)
     "predicted_std": lambda task, rows: float(rows["prediction_std"].mean() / (task.data.y_max - task.data.y_min)),
-    "n_failed": lambda task, rows: int((~rows["scores"].isfinite()).sum()),
+    # NaN: the oracle could not score the design (left out of the scores)
+    "n_failed": lambda task, rows: int(rows["scores"].isnan().sum()),
+    # -inf: the oracle says the design cannot exist (counted at the floor, metrics.infeasible_floor)
+    "n_infeasible": lambda task, rows: int(rows["scores"].isneginf().sum()),
 }
 
 

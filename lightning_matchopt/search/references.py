@@ -19,12 +19,11 @@ def best_offline_score(task: Task) -> float:
     return float(task.normalize_score(np.max(task.data.y)))
 
 
-def random_designs_reference(task: Task, n_designs: int) -> dict[str, Any] | None:
-    """What ``n_designs`` uniformly random designs score, over the task's reference draws.
+def random_draws(task: Task, n_designs: int) -> dict[str, np.ndarray] | None:
+    """The 100th and 50th percentile score of each of the task's reference draws of ``n_designs`` random designs.
 
-    Mean and std over ``task.random_reference_draws`` draws of the 100th and 50th percentile
-    scores (seed 0: a property of the task, the same in every run); None where the task has no
-    uniform law or no cheap oracle.
+    ``task.random_reference_draws`` draws (seed 0: a property of the task, the same in every run);
+    None where the task has no uniform law or no cheap oracle.
     """
     draws = task.random_reference_draws
     if not draws or not task.has_oracle:
@@ -33,14 +32,36 @@ def random_designs_reference(task: Task, n_designs: int) -> dict[str, Any] | Non
     if designs is None:
         return None
     scores = task.normalize_score(task.oracle(designs)).reshape(draws, n_designs)
-    best, median = np.nanmax(scores, axis=1), np.nanmedian(scores, axis=1)
-    return {
-        "draws": draws,
+    return {"score_100th": np.nanmax(scores, axis=1), "score_50th": np.nanmedian(scores, axis=1)}
+
+
+def random_designs_reference(task: Task, n_designs: int, run: dict | None = None) -> dict[str, Any] | None:
+    """What ``n_designs`` uniformly random designs score: mean and std over :func:`random_draws`.
+
+    With ``run`` (a summary holding ``score_100th`` and ``score_50th``), also how often the run
+    beats them: ``beats_100th`` (``beats_50th``), the share of draws whose 100th (50th)
+    percentile the run's exceeds. None where the task has no such reference.
+    """
+    scores = random_draws(task, n_designs)
+    if scores is None:
+        return None
+    best, median = scores["score_100th"], scores["score_50th"]
+    reference = {
+        "draws": len(best),
+        "n_designs": n_designs,
         "score_100th": float(best.mean()),
         "score_100th_std": float(best.std()),
         "score_50th": float(median.mean()),
         "score_50th_std": float(median.std()),
     }
+    if run is not None:
+        reference.update(beats_random(run, scores))
+    return reference
+
+
+def beats_random(run: dict, draws: dict[str, np.ndarray]) -> dict[str, float]:
+    """The share of random draws whose 100th (50th) percentile the run's exceeds (a NaN score beats none)."""
+    return {f"beats_{p}": float((run[f"score_{p}"] > draws[f"score_{p}"]).mean()) for p in ("100th", "50th")}
 
 
 def oracle_scores(

@@ -21,6 +21,12 @@ from lightning_matchopt.search.references import best_offline_score, random_desi
 from lightning_matchopt.tables import design_columns, write_csv
 from lightning_matchopt.tasks import Task
 
+# How the scores count designs the oracle did not score as a number (the rule of metrics.percentile_scores).
+SCORE_RULE = (
+    "scores: an infeasible design (oracle -inf, n_infeasible) counts at min(0, the worst feasible design's "
+    "normalized score) in every percentile, the mean and the std; a design the oracle failed on (NaN, "
+    "n_failed) is left out"
+)
 Rows = dict[str, torch.Tensor]  # the gathered candidates: features, scores, normalized, predictions, ...
 
 
@@ -35,8 +41,10 @@ def summarize(
         "d_best": best_offline_score(task),
         "search": settings,
     }
+    if summary["n_infeasible"] or summary["n_failed"]:
+        summary["notes"] = SCORE_RULE
     if final and error is None:
-        summary["random_designs"] = random_designs_reference(task, n_designs)
+        summary["random_designs"] = random_designs_reference(task, n_designs, run=summary)
     if error is not None:
         summary["oracle_error"] = error
     elif traced:
@@ -66,6 +74,7 @@ def write_designs(out: Path, rows: Rows, task: Task, candidates: dict[str, np.nd
         "score": arrays["scores"],
         "normalized_prediction": arrays["normalized_predictions"],
         "normalized_score": arrays["normalized_scores"],
+        "infeasible": np.isneginf(arrays["scores"]),  # the oracle's -inf: the design cannot exist
         **candidates,
     })
     return arrays
@@ -77,9 +86,40 @@ def write_results(out: Path, summary: dict, history: list[dict]) -> None:
     write_atomic(out / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()), ".json")
 
 
+def reference_scalars(summary: dict) -> dict[str, float]:
+    """The references beside the scores, as ``search/reference_*`` scalars (random designs: final search only)."""
+    scalars = {"search/reference_dbest": summary["d_best"]}
+    random = summary.get("random_designs")
+    if random:
+        for p in ("100th", "50th"):
+            scalars[f"search/reference_random_{p}"] = random[f"score_{p}"]
+            scalars[f"search/beats_random_{p}"] = random[f"beats_{p}"]
+    return scalars
+
+
+# TensorBoard's CUSTOM SCALARS tab: each score in one chart with its references.
+SCORE_CHARTS = {
+    "search: scores and references": {
+        "score_100th": ["Multiline", ["search/score_100th", "search/reference_dbest", "search/reference_random_100th"]],
+        "score_50th": ["Multiline", ["search/score_50th", "search/reference_dbest", "search/reference_random_50th"]],
+        "score_mean": ["Multiline", ["search/score_mean", "search/predicted_mean", "search/reference_dbest"]],
+    },
+}
+
+
+def log_score_charts(trainer: L.Trainer) -> None:
+    """Write the :data:`SCORE_CHARTS` layout once per TensorBoard log (the first search writes it)."""
+    for logger in pictures.tensorboards(trainer):
+        if not getattr(logger, "_matchopt_score_charts", False):
+            logger.experiment.add_custom_scalars(SCORE_CHARTS)
+            logger._matchopt_score_charts = True
+
+
 def log_metrics(trainer: L.Trainer, summary: dict) -> None:
-    """The search metrics as ``search/*`` scalars at the epoch, the traced path at the ascent step."""
+    """The search metrics and their references as ``search/*`` scalars at the epoch, the traced path at the ascent step."""
     metrics = {f"search/{name}": summary[name] for name in SEARCH_METRICS}
+    metrics.update(reference_scalars(summary))
+    log_score_charts(trainer)
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=summary["epoch"])
         for point in summary.get("trace", []):  # step = ascent step of the final search
@@ -88,9 +128,36 @@ def log_metrics(trainer: L.Trainer, summary: dict) -> None:
         logger.save()
 
 
+def method_label(objectives: list, ensemble_size: int, search: dict) -> str:
+    """What defines the method, in one cell: the weighted loss terms, the ensemble and how the search climbs.
+
+    ``objectives``: the module's loss terms (``name``, ``weight``); ``search``: the recorded
+    search settings. MATCH-OPT's defaults read ``gm + reg, adam``.
+    """
+    terms = " + ".join(t.name if t.weight == 1 else f"{t.weight:g} {t.name}" for t in objectives if t.weight)
+    if ensemble_size > 1:
+        climbed = f"lcb beta {search['beta']:g}" if search["objective"] == "lcb" else search["objective"]
+        terms += f", ensemble of {ensemble_size} ({climbed})"
+    climb = search["optimizer"] + (", sqrt_dim steps" if search["step_rule"] == "sqrt_dim" else "")
+    return f"{terms}, {climb}" + (", standardized" if search["standardize"] else "")
+
+
+# The HPARAMS table's first columns. TensorBoard sorts settings by name (upper case first) and puts
+# every metric after them, so the method and the final scores lead as settings of their own.
+LEADING_SCORES = ("score_100th", "score_50th", "score_mean")
+
+
+def leading_hparams(module: L.LightningModule, summary: dict) -> dict:
+    """``Method`` and the final ``Score/*``: the HPARAMS columns that say what ran and how it did."""
+    objectives = getattr(module, "objectives", None)  # a module of the user's own may have none
+    label = method_label(objectives, module.ensemble_size, summary["search"]) if objectives else type(module).__name__
+    return {"Method": label, "Score": {name.removeprefix("score_"): summary[name] for name in LEADING_SCORES}}
+
+
 def write_hparams(trainer: L.Trainer, summary: dict) -> None:
-    """The HPARAMS tab: model, data and search settings beside the final search's and validation's scores."""
+    """The HPARAMS tab: the method and its final scores first, then model, data and search settings and the metrics."""
     params = {
+        **leading_hparams(trainer.lightning_module, summary),
         "model": dict(trainer.lightning_module.hparams),
         "data": dict(trainer.datamodule.hparams),
         "search": {"n_designs": summary["n_designs"], **summary["search"], "seed": summary["seed"]},
@@ -117,7 +184,7 @@ def report(
     if not task.has_oracle:
         print(f"search: not scored ({task.oracle_unavailable()}); designs.npz holds the designs and the surrogate's predictions")
     elif summary["n_failed"]:
-        failed = torch.nonzero(~torch.isfinite(rows["scores"])).flatten().tolist()
+        failed = torch.nonzero(torch.isnan(rows["scores"])).flatten().tolist()
         print(f"search: the oracle could not score {len(failed)} designs (indices {failed[:10]}); scored the rest")
     arrays = write_designs(out, rows, task, candidates)
     pictures.log_search_pictures(trainer, summary["epoch"], arrays["normalized_scores"], arrays["normalized_predictions"])
@@ -127,11 +194,36 @@ def report(
         logger.save()
     write_results(out, summary, history)
     if summary["final"]:
-        print(
-            f"search ({task.name}, epoch {summary['epoch']}): score_100th={summary['score_100th']:.4f} "
-            f"score_50th={summary['score_50th']:.4f} score_mean={summary['score_mean']:.4f} "
-            f"(D(best)={summary['d_best']:.4f}) -> {out / 'results.json'}"
+        print(console_line(summary, out / "results.json"))
+
+
+def console_line(summary: dict, results: Path) -> str:
+    """The final search's line: its scores beside their references, and how many designs were not counted.
+
+    A score means little alone (on TF-Bind-8 random designs beat most searches' 100th percentile),
+    so D(best) and, where the task has them, as many random designs stand beside it, with how
+    often the run beats them.
+    """
+    counts = f"{summary['n_designs']} designs"
+    if summary.get("n_unique") is not None and summary["n_unique"] < summary["n_designs"]:
+        counts += f", {summary['n_unique']} distinct"
+    if summary.get("n_infeasible"):
+        counts += f", {summary['n_infeasible']} infeasible (counted as the worst)"
+    if summary.get("n_failed"):
+        counts += f", {summary['n_failed']} unscored (left out)"
+    references = f"D(best)={summary['d_best']:.4f}"
+    random = summary.get("random_designs")
+    if random:
+        references += (
+            f"; {random['n_designs']} random designs: score_100th={random['score_100th']:.4f} "
+            f"score_50th={random['score_50th']:.4f}; this run beats {random['beats_100th']:.0%} / "
+            f"{random['beats_50th']:.0%} of {random['draws']} such draws"
         )
+    return (
+        f"search ({summary['task']}, epoch {summary['epoch']}): score_100th={summary['score_100th']:.4f} "
+        f"score_50th={summary['score_50th']:.4f} score_mean={summary['score_mean']:.4f} [{counts}] "
+        f"({references}) -> {results}"
+    )
 
 
 def final_search_failed(trainer: L.Trainer, task: Task, epoch: int, error: str, out: Path) -> SearchFailed:

@@ -187,7 +187,10 @@ class Task(abc.ABC):
         return f"the {self.name} oracle"
 
     def oracle(self, designs: np.ndarray, timeout: float | None = None) -> np.ndarray:
-        """Score designs with the task's oracle; NaN marks a design the oracle could not score.
+        """Score designs with the task's oracle; NaN: it could not score the design, -inf: the design is infeasible.
+
+        An oracle's own NaN and +inf are failures (NaN); its -inf (LaMBO's convention for a
+        sequence that cannot exist) is kept: the scores count it as the worst design.
 
         ``timeout`` (seconds) bounds an oracle that runs in other processes (``timed_oracle``):
         those are stopped and an OracleError raised. An in-process oracle cannot be stopped
@@ -203,7 +206,7 @@ class Task(abc.ABC):
                 f"it must return one score per design, shape ({len(designs)},)"
             )
         scores = scores.reshape(-1)
-        scores[~np.isfinite(scores)] = np.nan
+        scores[np.isnan(scores) | np.isposinf(scores)] = np.nan  # -inf stays: infeasible
         return scores
 
     def to_features(self, designs: np.ndarray) -> np.ndarray:

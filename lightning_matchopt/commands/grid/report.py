@@ -34,10 +34,13 @@ def mean_normalized_ranks(rows: list[dict], methods: list[str], tasks: list[str]
 
 def _random_cell(rows: list[dict], task: str) -> str:
     """The random-designs reference of a task, as its runs recorded it ("-" where it has none)."""
-    ref = next((r["random_designs"] for r in rows if r["task"] == task and r.get("random_designs")), None)
-    if ref is None:
+    row = next((r for r in rows if r["task"] == task and r.get("random_designs")), None)
+    if row is None:
         return "-"
-    return f"{ref['score_100th']:.3f} ± {ref['score_100th_std']:.3f} / {ref['score_50th']:.3f} ({ref['draws']:,} draws)"
+    ref = row["random_designs"]
+    n = ref.get("n_designs", row.get("n_designs", 128))  # as many random designs as the run's (the header: 128)
+    draws = f"{ref['draws']:,} draws" + ("" if n == 128 else f" of {n:,} designs")
+    return f"{ref['score_100th']:.3f} ± {ref['score_100th_std']:.3f} / {ref['score_50th']:.3f} ({draws})"
 
 
 def _published_cell(entry: dict | None) -> str:
