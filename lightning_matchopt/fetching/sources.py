@@ -131,13 +131,13 @@ class HopperSource:
     """
 
     def __init__(self, revision: str | None = None, endpoint: str | None = None, repo: str = HOPPER_REPO) -> None:
-        self.hub = _library("huggingface_hub")
         revision = revision or os.environ.get(HOPPER_REVISION_ENV) or HOPPER_REVISION
-        self.repo, self.revision, self.endpoint = repo, revision, endpoint
+        self.dataset = HubSource(repo, revision, endpoint)  # downloads the Parquet file
 
     def __str__(self) -> str:
-        return f"hf://datasets/{self.repo}@{self.revision[:12]}/{HOPPER_FILE}" + (
-            f" on {self.endpoint}" if self.endpoint else ""
+        dataset = self.dataset
+        return f"hf://datasets/{dataset.repo}@{dataset.revision[:12]}/{HOPPER_FILE}" + (
+            f" on {dataset.endpoint}" if dataset.endpoint else ""
         )
 
     def download(self, path: str, staging: Path, progress: bool) -> Path:
@@ -146,16 +146,7 @@ class HopperSource:
             raise MissingFile(f"{path}: {self} holds Hopper's policies only", said="holds Hopper's policies only")
         target = staging.joinpath(*PurePosixPath(path).parts)
         if not target.is_file():
-            parquet = Path(
-                self.hub.hf_hub_download(
-                    self.repo,
-                    HOPPER_FILE,
-                    repo_type="dataset",
-                    revision=self.revision,
-                    endpoint=self.endpoint,
-                    local_dir=staging / ".hopper-source",
-                )
-            )
+            parquet = self.dataset.download(HOPPER_FILE, staging / ".hopper-source", progress)
             hopper_from_parquet(parquet, staging)
             parquet.unlink()
         return target
