@@ -37,7 +37,7 @@ METHODS = (
     "ram-rankcosine-no-aug",
 )
 SCORES = ("score_100th", "score_50th")
-DRAWS, N_DESIGNS = 2000, 128
+N_DESIGNS = 128  # the draws: the task's own random_reference_draws (2,000 for the token tasks)
 
 
 def finished_runs(root: Path) -> list[dict]:
@@ -80,19 +80,12 @@ def finished_runs(root: Path) -> list[dict]:
 
 
 def random_draws(task_name: str, data_root: str | None) -> dict[str, np.ndarray] | None:
-    """The 100th and 50th percentile of each of 2,000 draws of 128 random designs (token tasks)."""
+    """The 100th and 50th percentile of each draw of 128 random designs (token tasks): the runs' own reference."""
+    from lightning_matchopt.search.references import random_draws as task_draws
     from lightning_matchopt.tasks import make_task
 
     task = make_task(task_name, data_root)
-    designs = (
-        task.random_designs(DRAWS * N_DESIGNS, np.random.default_rng(0))
-        if task.is_discrete
-        else None
-    )
-    if designs is None:
-        return None
-    scores = task.normalize_score(task.oracle(designs)).reshape(DRAWS, N_DESIGNS)
-    return {"score_100th": np.nanmax(scores, axis=1), "score_50th": np.nanmedian(scores, axis=1)}
+    return task_draws(task, N_DESIGNS) if task.is_discrete else None
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
