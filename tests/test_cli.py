@@ -27,6 +27,7 @@ def log_dir(root):
     return results.parent
 
 
+@pytest.mark.slow
 def test_fit_writes_tensorboard_tags_results_and_designs(tmp_path):
     main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path}"])
     out = log_dir(tmp_path)
@@ -109,6 +110,7 @@ def test_data_subcommand_checks_the_shared_files(data_root, capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_traced_search_scores_its_path_from_the_start_designs_to_the_end(tmp_path):
     main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path}", "--search.trace_every=5"])
     out = log_dir(tmp_path)
@@ -207,6 +209,7 @@ def test_a_bad_value_is_one_line(capsys):
     )
 
 
+@pytest.mark.slow
 def test_help_lists_every_working_subcommand_and_only_those(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -228,6 +231,7 @@ def test_help_lists_every_working_subcommand_and_only_those(capsys):
         assert exit_info.value.code == 2 and len(err) == 1 and f"{gone!r}{hint}" in err[0], err
 
 
+@pytest.mark.slow
 def test_checkpoint_subcommands_misspelled_keys_and_missing_checkpoints_are_one_line(capsys):
     for command in ("validate", "predict", "search"):
         with pytest.raises(SystemExit) as exit_info:

@@ -65,6 +65,7 @@ def fit(root, *args):
 
 
 @pytest.mark.parametrize("kind", ["mlp", "ensemble"])
+@pytest.mark.slow
 def test_matchopt_is_bit_for_bit_the_code_before_components(tmp_path, kind):
     log_dir = fit(tmp_path, *(ENSEMBLE if kind == "ensemble" else []))
     new = torch.load(log_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
@@ -76,6 +77,7 @@ def test_matchopt_is_bit_for_bit_the_code_before_components(tmp_path, kind):
     )  # the search
 
 
+@pytest.mark.slow
 def test_coms_is_bit_for_bit_the_code_before_components(tmp_path):
     overlay = tmp_path / "coms3.yaml"
     overlay.write_text(
@@ -93,6 +95,7 @@ def test_coms_is_bit_for_bit_the_code_before_components(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["mlp", "ensemble"])
+@pytest.mark.slow
 def test_a_checkpoint_of_the_flat_keys_searches_as_it_did(tmp_path, kind):
     main(
         [

@@ -46,6 +46,7 @@ def test_superconductor_loader_keeps_design_bench_band_and_range(tmp_path):
     assert task.input_dim == 86 and not task.is_discrete
 
 
+@pytest.mark.slow
 def test_superconductor_real_files(data_root, tmp_path, monkeypatch):
     """Design-Bench's Superconductor-RandomForest-v0: 17,014 offline rows of 21,263, D(best) 0.400."""
     if not (data_root / "superconductor").is_dir():
@@ -271,6 +272,7 @@ def test_cli_run_on_superconductor_files_scores_with_the_forest(tmp_path, capsys
     assert 0 <= results["score_50th"] <= results["score_100th"] <= 1.2
 
 
+@pytest.mark.slow
 def test_cli_run_without_the_ant_policy_says_so_first_and_saves_designs(tmp_path, capsys):
     from lightning_matchopt.cli import main
 

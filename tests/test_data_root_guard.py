@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 pytest_plugins = ["pytester"]
 
 CONFTEST = Path(__file__).with_name("conftest.py").read_text()
@@ -14,6 +16,7 @@ def fake_root(pytester):
     return root
 
 
+@pytest.mark.slow
 def test_a_write_into_the_data_root_fails_the_session(pytester):
     root = fake_root(pytester)
     pytester.makeconftest(CONFTEST)
@@ -25,6 +28,7 @@ def test_a_write_into_the_data_root_fails_the_session(pytester):
     assert result.ret == 1
 
 
+@pytest.mark.slow
 def test_without_data_the_header_says_how_many_are_skipped_and_how_to_point_at_data(pytester, monkeypatch):
     monkeypatch.setenv("MATCHOPT_DATA_ROOT", str(pytester.path / "nowhere"))
     pytester.makeconftest(CONFTEST)

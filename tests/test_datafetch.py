@@ -320,6 +320,7 @@ def _hopper_parquet(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+@pytest.mark.slow
 def test_hopper_from_its_second_source(tmp_path, hub, monkeypatch):
     x, y = _hopper_parquet(tmp_path / "smb")
     hub.repos[HOPPER_REPO] = (Files(tmp_path / "smb"), {r"data/hopper_controller/policies\.parquet": ""}, {HOPPER_COMMIT})
@@ -357,6 +358,7 @@ def test_hopper_from_its_second_source(tmp_path, hub, monkeypatch):
     assert _final_files(root) == [HOPPER[1]]
 
 
+@pytest.mark.slow
 def test_a_file_the_mirror_lacks_is_a_404_with_advice(tmp_path, hub, capsys):
     """The test hub serves only the names known to be on the mirror: Hopper is not among them."""
     root = tmp_path / "data"
@@ -449,6 +451,7 @@ def test_superconductor_changed_original_rejected_in_one_line(tmp_path, hub, sha
 # Oracle fidelity
 
 
+@pytest.mark.slow
 def test_oracle_fidelity_on_the_real_superconductor_files(shared_root, tmp_path, monkeypatch, capsys):
     pytest.importorskip("sklearn")
     monkeypatch.setenv("MATCHOPT_CACHE_DIR", str(tmp_path / "cache"))
@@ -492,6 +495,7 @@ def test_corrupted_file_rejected(tmp_path, hub, capsys):
     assert _final_files(root) == [TF8[0]]  # the good file before it was kept
 
 
+@pytest.mark.slow
 def test_interrupted_download_resumes_or_ends_in_one_line(tmp_path, hub, shared_root):
     root = tmp_path / "data"
     hub.cut[TF8[0]] = 100_000  # the connection drops once: the hub client tries again

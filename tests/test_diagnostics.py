@@ -1,3 +1,4 @@
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -34,6 +35,7 @@ def test_a_perfect_surrogate_has_zero_error_through_the_z_scoring():
     assert all(value < 1e-4 for value in metrics.values()), metrics
 
 
+@pytest.mark.slow
 def test_diagnostics_are_logged_during_training(tmp_path):
     main(["fit", "--config", str(TINY_CONFIG), f"--trainer.default_root_dir={tmp_path}",
           "--trainer.callbacks+=lightning_matchopt.GradientFieldDiagnostics",

@@ -133,6 +133,7 @@ def test_checkpoints_are_atomic_and_keep_the_previous_epoch(trained):
     assert epochs == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_moved_run_resumes_into_its_own_last_checkpoint(trained, tmp_path):
     """Lightning reloads no last_model_path when the folder changed: no last-v1.ckpt may appear beside a stale last.ckpt."""
     root, folder = copy_run(trained, tmp_path)  # the run was moved (or resumed from another cwd): another dirpath
@@ -144,6 +145,7 @@ def test_a_moved_run_resumes_into_its_own_last_checkpoint(trained, tmp_path):
     assert epochs == [2, 3]  # a later --ckpt_path last continues from epoch 3, not 2
 
 
+@pytest.mark.slow
 def test_unreadable_last_checkpoint_resumes_from_the_previous_one(trained, tmp_path, capsys):
     root, folder = copy_run(trained, tmp_path)
     data = (folder / "last.ckpt").read_bytes()

@@ -34,6 +34,7 @@ def results_of(root):
     return json.loads(next(root.glob("lightning_logs/version_*/results.json")).read_text())
 
 
+@pytest.mark.slow
 def test_npz_with_oracle_through_the_cli(npz_file, tmp_path):
     options = f"{{path: {npz_file}, oracle: 'test_files_task:quadratic_oracle'}}"
     main(["fit", "--config", "configs/files.yaml", f"--data.task_options={options}",
@@ -43,6 +44,7 @@ def test_npz_with_oracle_through_the_cli(npz_file, tmp_path):
     assert results["d_best"] == 1.0  # default normalizers: the data's own min and max
 
 
+@pytest.mark.slow
 def test_csv_tokens_without_oracle_writes_predicted_designs(tmp_path):
     rng = np.random.default_rng(1)
     tokens = rng.integers(0, 3, size=(120, 5))

@@ -121,6 +121,7 @@ def test_validate_gives_the_last_epochs_metrics_with_and_without_inference_mode(
         assert f"validate: val/* metrics and the predicted-vs-true plot logged to {out} (TensorBoard)" in printed
 
 
+@pytest.mark.slow
 def test_predict_scores_offline_rows_and_a_file_in_score_units(trained, tmp_path):
     root, log_dir = trained
     out = matchopt(root, "predict", "--ckpt_path=last")
@@ -160,6 +161,7 @@ def test_the_fits_own_config_yaml_is_a_config_for_search(trained):
     assert json.loads(again.read_text())["score_100th"] == json.loads((log_dir / "results.json").read_text())["score_100th"]
 
 
+@pytest.mark.slow
 def test_a_config_whose_logger_points_into_the_fits_log_dir_cannot_overwrite_it(trained, tmp_path, capsys):
     """Earlier resumed fits saved a config.yaml with the logger pinned to their own version dir."""
     root, log_dir = trained
@@ -178,6 +180,7 @@ def test_a_config_whose_logger_points_into_the_fits_log_dir_cannot_overwrite_it(
     assert next((tmp_path / "out").glob("lightning_logs/version_*/results.json")).is_file()
 
 
+@pytest.mark.slow
 def test_search_from_the_best_checkpoint_with_many_random_starts(trained):
     root, log_dir = trained
     (best,) = (log_dir / "checkpoints").glob("best-epoch=*.ckpt")
@@ -251,6 +254,7 @@ def test_a_truncated_last_checkpoint_falls_back_to_previous_or_fails_in_one_line
         assert err[0].startswith(f"matchopt: error: checkpoint {copy / 'last.ckpt'} cannot be read (")
 
 
+@pytest.mark.slow
 def test_without_held_out_rows_there_is_no_validation(tmp_path, capsys):
     out = matchopt(tmp_path, "fit", "--data.val_fraction=0", "--search.every_n_epochs=0")
     acc = events(out)
@@ -295,6 +299,7 @@ def test_an_ensemble_validates_predicts_and_searches_from_its_checkpoint(tmp_pat
     assert np.array_equal(np.load(fit / "designs.npz")["prediction_std"], np.load(out / "designs.npz")["prediction_std"])
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_a_module_built_in_python_searches_and_loads(tmp_path, capsys):
     """No pickled objects in its hyperparameters: matchopt search reads it with weights_only=True, as a CLI one."""
     from functools import partial

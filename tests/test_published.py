@@ -16,6 +16,7 @@ PUBLISHED = sorted((REPO / "configs" / "published").glob("*/*.yaml"))
 
 
 @pytest.mark.parametrize("config", PUBLISHED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.slow
 def test_published_config_instantiates_and_cites_its_source(config: Path, data_root, tmp_path):
     text = config.read_text()
     assert (
@@ -90,6 +91,7 @@ def test_grad_mean_at_a_small_size_trains_by_likelihood_and_climbs_the_members_m
     assert "GaussianLikelihood" in scalars
 
 
+@pytest.mark.slow
 def test_ram_at_a_small_size_ranks_lists_and_standardizes_its_search(tmp_path):
     results, log_dir = tiny(
         tmp_path,
