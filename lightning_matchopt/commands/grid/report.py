@@ -43,6 +43,23 @@ def _random_cell(rows: list[dict], task: str) -> str:
     return f"{ref['score_100th']:.3f} ± {ref['score_100th_std']:.3f} / {ref['score_50th']:.3f} ({draws})"
 
 
+def _beats_cell(cell: list[dict]) -> str:
+    """How often the cell's runs beat the random-designs reference (share of draws, mean over seeds)."""
+    beats = [r["random_designs"] for r in cell if (r.get("random_designs") or {}).get("beats_100th") is not None]
+    if not beats:
+        return ""
+    share = {p: statistics.fmean(b[f"beats_{p}"] for b in beats) for p in ("100th", "50th")}
+    return f"beats random {share['100th']:.0%} / {share['50th']:.0%}"
+
+
+def _infeasible_cell(cell: list[dict]) -> str:
+    """The mean count of infeasible designs (-inf from the oracle) a run proposed, where any run proposed one."""
+    counts = [r["n_infeasible"] for r in cell if r.get("n_infeasible") is not None]
+    if not counts or not any(counts):
+        return ""
+    return f"{statistics.fmean(counts):.1f} infeasible"
+
+
 def _published_cell(entry: dict | None) -> str:
     """``{"score_100th": [mean, std], "score_50th": [mean, std]}`` (std or the whole score may be null)."""
     if not entry:
@@ -74,7 +91,8 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
             cell = [r for r in rows if r["task"] == task and r["method"] == m]
             earlier = sum(1 for r in cell if r.get("source"))
             marker = f", {earlier} from an earlier grid†" if earlier else ""
-            cells.append(" / ".join(_mean_std([r[s] for r in cell]) for s in SCORES) + f" (n={len(cell)}{marker})")
+            extra = "".join(f"; {part}" for part in (_beats_cell(cell), _infeasible_cell(cell)) if part)
+            cells.append(" / ".join(_mean_std([r[s] for r in cell]) for s in SCORES) + f" (n={len(cell)}{marker}{extra})")
         d_best = next((r["d_best"] for r in rows if r["task"] == task), float("nan"))
         refs = [f"{d_best:.3f}", _random_cell(rows, task), *(_published_cell(c["tasks"].get(task)) for c in columns)]
         lines.append(f"| {task} | " + " | ".join(cells + refs) + " |")
@@ -83,10 +101,16 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
             mnr = mean_normalized_ranks(rows, methods, tasks, score)
             lines.append(f"| MNR ({score}) | " + " | ".join(f"{mnr[m]:.2f}" for m in methods) + " |" + " |" * (2 + len(columns)))
     notes = "\n\nCells: score_100th / score_50th, mean ± std over seeds (n = seeds)."
+    if any(_beats_cell([r]) for r in rows):
+        notes += (" beats random: the share of the random-design draws whose 100th / 50th percentile a run's exceeds,"
+                  " averaged over seeds.")
+    if any(_infeasible_cell([r]) for r in rows):
+        notes += " infeasible: designs the oracle says cannot exist (-inf), mean count a run; each counted as the worst score."
     notes += " D(best): the best offline design's normalized score."
     if any(r.get("random_designs") for r in rows):
-        notes += (" 128 random designs: 128 sequences drawn uniformly from the design space, scored by the exact oracle,"
-                  " mean ± std of the 100th percentile / mean of the 50th over the draws.")
+        notes += (" 128 random designs: 128 designs drawn by the task's reference law (uniform over the design space for"
+                  " Design-Bench's sequence tasks), scored by the exact oracle, mean ± std of the 100th percentile / mean"
+                  " of the 50th over the draws.")
     for c in columns:
         if c.get("note"):
             notes += f" {c['label']}: {c['note']}"
@@ -99,4 +123,7 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
 def write_runs(rows: list[dict], path: Path) -> None:
     """``runs.csv``: one row a finished run, its search metrics (``SEARCH_METRICS``) and references."""
     fields = ["task", "method", "seed", *SEARCH_METRICS, "d_best", "epoch", "source"]
-    write_csv(path, {field: [row.get(field) for row in rows] for field in fields})
+    columns = {field: [row.get(field) for row in rows] for field in fields}
+    for p in ("100th", "50th"):  # how often each run beats the random designs (empty where the task has none)
+        columns[f"beats_random_{p}"] = [(row.get("random_designs") or {}).get(f"beats_{p}") for row in rows]
+    write_csv(path, columns)
