@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lightning_matchopt.errors import ConfigError
-from lightning_matchopt.search.ascent import OBJECTIVES, OPTIMIZERS, STEP_RULES
+from lightning_matchopt.search.ascent import OBJECTIVES, OPTIMIZERS, STEP_RULES, step_size
 from lightning_matchopt.search.starts import START_KINDS
 
 
@@ -34,6 +34,12 @@ def check_settings(
             f"search.optimizer must be one of {', '.join(OPTIMIZERS)} (got {optimizer!r}) and "
             f"search.step_rule one of {', '.join(STEP_RULES)} (got {step_rule!r})"
         )
+
+
+def resolved_step(lr: float | None, step_rule: str, discrete: bool, input_dim: int) -> tuple[float, float]:
+    """``search.lr`` with its default resolved (1e-2 for token tasks' logits, 1e-3 otherwise) and the step it gives."""
+    lr = lr if lr is not None else (1e-2 if discrete else 1e-3)
+    return lr, step_size(lr, step_rule, input_dim)
 
 
 def recorded_settings(search: Any, lr: float, step_length: float) -> dict[str, Any]:
