@@ -22,6 +22,7 @@ from lightning_matchopt.search.references import ask_oracle
 from lightning_matchopt.search.report import early_warnings, final_search_failed, progress_bar, report, summarize, write_designs
 from lightning_matchopt.search.settings import check_settings, recorded_settings, resolved_step
 from lightning_matchopt.search.starts import search_start
+from lightning_matchopt.search.trust_region import check_region, trust_region
 
 
 class DesignSearch(Callback):
@@ -64,6 +65,10 @@ class DesignSearch(Callback):
             surrogate's input width: design-baselines').
         standardize: climb ``(f(x) - mean) / std`` with the mean and std of the climbed objective
             on the offline designs (RaM's output adaptation).
+        max_edits: token designs: after every ascent step, at most this many positions decode to
+            another token than the start design's (LaMBO-2's edit budget); None: no bound.
+        max_distance: vector designs: after every ascent step, each design lies within this L2
+            distance of its start, in z-scored units (standard deviations of the data); None: no bound.
     """
 
     def __init__(
@@ -82,15 +87,18 @@ class DesignSearch(Callback):
         optimizer: Literal["adam", "gradient"] = "adam",
         step_rule: Literal["constant", "sqrt_dim"] = "constant",
         standardize: bool = False,
+        max_edits: int | None = None,
+        max_distance: float | None = None,
     ) -> None:
         check_settings(
-            n_designs, steps, lr, start, every_n_epochs, trace_every, oracle_timeout, objective, beta, optimizer, step_rule
+            n_designs, steps, lr, start, every_n_epochs, trace_every, oracle_timeout, objective, beta, optimizer, step_rule,
+            max_edits, max_distance,
         )
         self.n_designs, self.steps, self.lr, self.start = n_designs, steps, lr, start
         self.every_n_epochs, self.seed, self.trace_every = every_n_epochs, seed, trace_every
         self.oracle_timeout, self.objective, self.beta = oracle_timeout, objective, beta
         self.drop_duplicates, self.optimizer, self.step_rule = drop_duplicates, optimizer, step_rule
-        self.standardize = standardize
+        self.standardize, self.max_edits, self.max_distance = standardize, max_edits, max_distance
         self.history: list[dict[str, Any]] = []
         self._results = SearchResults(sync_on_compute=True)
         self._trained: dict[str, int] | None = None  # epochs and steps done, saved in checkpoints
@@ -116,6 +124,7 @@ class DesignSearch(Callback):
             print("\n".join(warnings))
         table = trainer.datamodule.table
         search_start(table.x, table.y, self.n_designs, self.start, self._seed(trainer))
+        check_region(self.max_edits, self.max_distance, trainer.datamodule.task.is_discrete)
         resumed, self._resumed = self._resumed, None
         if resumed and _training_done(trainer, resumed):  # Lightning will skip training and on_train_end
             self.search(trainer, pl_module, resumed["epoch"], final=True)
@@ -137,11 +146,12 @@ class DesignSearch(Callback):
         datamodule, task, device = trainer.datamodule, trainer.datamodule.task, pl_module.device
         lr, step_length = resolved_step(self.lr, self.step_rule, task.is_discrete, datamodule.input_dim)
         start = search_start(datamodule.table.x, datamodule.table.y, self.n_designs, self.start, self._seed(trainer))
+        start = start[ranks.share(self.n_designs, trainer)].to(device)
+        region = trust_region(start, self.max_edits, self.max_distance, task.num_classes, datamodule.denormalize_x)
         offline_x = datamodule.offline.x.to(device) if self.standardize else None  # RaM: all of x, held-out rows too
         x, traced, snapshots, members = climb(
-            pl_module.surrogate, start[ranks.share(self.n_designs, trainer)].to(device), self.steps, step_length,
-            self.objective, self.beta, offline_x, self.trace_every if final else 0,
-            progress_bar(trainer, epoch), self.optimizer,
+            pl_module.surrogate, start, self.steps, step_length, self.objective, self.beta, offline_x,
+            self.trace_every if final else 0, progress_bar(trainer, epoch), self.optimizer, region,
         )
         rows = unscored_rows(datamodule, x, members)  # this rank's share, in the task's units
         gathered = ranks.gather(self._results, device, rows)

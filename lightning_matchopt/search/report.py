@@ -161,7 +161,12 @@ def method_label(objectives: list, ensemble_size: int, search: dict) -> str:
         climbed = f"lcb beta {search['beta']:g}" if search["objective"] == "lcb" else search["objective"]
         terms += f", ensemble of {ensemble_size} ({climbed})"
     climb = search["optimizer"] + (", sqrt_dim steps" if search["step_rule"] == "sqrt_dim" else "")
-    return f"{terms}, {climb}" + (", standardized" if search["standardize"] else "")
+    climb += ", standardized" if search["standardize"] else ""
+    if search.get("max_edits") is not None:
+        climb += f", at most {search['max_edits']} edits"
+    if search.get("max_distance") is not None:
+        climb += f", within {search['max_distance']:g} of the start"
+    return f"{terms}, {climb}"
 
 
 # The HPARAMS table's first columns. TensorBoard sorts settings by name (upper case first) and puts
