@@ -90,3 +90,7 @@ def test_the_method_label_names_what_defines_the_method():
     assert method_label(terms, 4, lcb) == "2 gm, ensemble of 4 (lcb beta 0.25), adam"
     grad = {**search, "optimizer": "gradient", "step_rule": "sqrt_dim", "standardize": True}
     assert method_label([Regression(), Conservative()], 1, grad) == "reg + cons, gradient, sqrt_dim steps, standardized"
+    assert method_label([GradientMatching()], 1, {**search, "max_edits": 2}) == "gm, adam, at most 2 edits"
+    assert method_label([GradientMatching()], 1, {**grad, "max_distance": 0.5}) == (
+        "gm, gradient, sqrt_dim steps, standardized, within 0.5 of the start"
+    )

@@ -72,6 +72,7 @@ def gradient_ascent(
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
     observe: Callable[[int, torch.Tensor], None] | None = None,
     optimizer: str = "adam",
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Move each design uphill on ``surrogate`` with Adam or plain gradient steps; returns the final designs.
 
@@ -85,6 +86,9 @@ def gradient_ascent(
 
     ``observe(step, designs)``, if given, sees a detached copy of the designs before the first
     step (``step=0``) and after every step (to score the search's path, not only its end).
+    ``project(designs)``, if given, maps the designs into a trust region after every step
+    (``search/trust_region.py``), before anyone sees them: every intermediate design and the final
+    ones lie inside it. Adam's moments go on from the projected designs.
     """
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown search.optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
@@ -101,6 +105,9 @@ def gradient_ascent(
             else:
                 x.grad = -gradient
                 adam.step()
+            if project is not None:
+                with torch.no_grad():
+                    x.copy_(project(x.detach()))
             if observe is not None:
                 observe(step, x.detach().clone())
     return x.detach()
@@ -114,6 +121,7 @@ def traced_ascent(
     trace_every: int = 0,
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
     optimizer: str = "adam",
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list[int], dict[int, torch.Tensor]]:
     """:func:`gradient_ascent`, keeping the designs every ``trace_every`` steps (0: none) and at the end.
 
@@ -122,7 +130,7 @@ def traced_ascent(
     traced = sorted({*range(0, steps + 1, trace_every), steps}) if trace_every else []
     snapshots: dict[int, torch.Tensor] = {}
     observe = (lambda step, x: snapshots.update({step: x}) if step in traced else None) if traced else None  # noqa: E731
-    return gradient_ascent(climb, x0, steps, lr, progress, observe, optimizer), traced, snapshots
+    return gradient_ascent(climb, x0, steps, lr, progress, observe, optimizer, project), traced, snapshots
 
 
 def climb(
@@ -136,18 +144,20 @@ def climb(
     trace_every: int = 0,
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
     optimizer: str = "adam",
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list[int], dict[int, torch.Tensor], torch.Tensor]:
     """One search on a frozen copy of ``surrogate`` (training's own is left as it is).
 
     Climbs ``objective`` (:func:`search_objective`), standardized on ``offline_x`` if given
-    (:func:`standardized`), with :func:`traced_ascent`. Returns its designs, traced steps and
-    snapshots, and the members' predictions of the final designs, ``(K, designs)`` in float64.
+    (:func:`standardized`), with :func:`traced_ascent` (``project``: its trust region, or None).
+    Returns its designs, traced steps and snapshots, and the members' predictions of the final
+    designs, ``(K, designs)`` in float64.
     """
     surrogate = copy.deepcopy(surrogate).requires_grad_(False).eval()
     climbed = search_objective(surrogate, objective, beta)
     if offline_x is not None:
         climbed = standardized(climbed, offline_x)
-    x, traced, snapshots = traced_ascent(climbed, x0, steps, lr, trace_every, progress, optimizer)
+    x, traced, snapshots = traced_ascent(climbed, x0, steps, lr, trace_every, progress, optimizer, project)
     with torch.no_grad():
         members = surrogate.members(x).double()
     return x, traced, snapshots, members

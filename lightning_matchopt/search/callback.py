@@ -1,8 +1,8 @@
 """DesignSearch: gradient-ascent search at the end of training (and every k epochs), scored by the oracle.
 
-The callback holds the Lightning hooks and the order of a search's steps, each a function of its
-own: ascent.py (the climb), ranks.py (the split across ranks, the collectives), candidates.py
-(duplicates, novelty), references.py (the oracle), report.py (files, TensorBoard, the console line).
+The callback holds the Lightning hooks, the order of a search's steps and the failure policy; each
+step is a function of ascent.py (the climb), ranks.py (the split across ranks), candidates.py (task
+units, duplicates, novelty), references.py (the oracle) or report.py (files, TensorBoard, console).
 """
 
 from __future__ import annotations
@@ -11,19 +11,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
-from tqdm.auto import tqdm
 
 from lightning_matchopt import pictures
 from lightning_matchopt.metrics import SearchResults
 from lightning_matchopt.search import ranks
-from lightning_matchopt.search.ascent import climb, step_size
-from lightning_matchopt.search.candidates import count_unique_and_novel, describe_search, kept, kept_rows
+from lightning_matchopt.search.ascent import climb
+from lightning_matchopt.search.candidates import kept_rows, path_features, screen_candidates, unscored_rows
 from lightning_matchopt.search.references import ask_oracle
-from lightning_matchopt.search.report import final_search_failed, report, summarize, write_designs
-from lightning_matchopt.search.settings import check_settings, recorded_settings
+from lightning_matchopt.search.report import early_warnings, final_search_failed, progress_bar, report, summarize, write_designs
+from lightning_matchopt.search.settings import check_settings, recorded_settings, resolved_step
 from lightning_matchopt.search.starts import search_start
+from lightning_matchopt.search.trust_region import check_region, trust_region
 
 
 class DesignSearch(Callback):
@@ -66,6 +65,10 @@ class DesignSearch(Callback):
             surrogate's input width: design-baselines').
         standardize: climb ``(f(x) - mean) / std`` with the mean and std of the climbed objective
             on the offline designs (RaM's output adaptation).
+        max_edits: token designs: after every ascent step, at most this many positions decode to
+            another token than the start design's (LaMBO-2's edit budget); None: no bound.
+        max_distance: vector designs: after every ascent step, each design lies within this L2
+            distance of its start, in z-scored units (standard deviations of the data); None: no bound.
     """
 
     def __init__(
@@ -84,15 +87,18 @@ class DesignSearch(Callback):
         optimizer: Literal["adam", "gradient"] = "adam",
         step_rule: Literal["constant", "sqrt_dim"] = "constant",
         standardize: bool = False,
+        max_edits: int | None = None,
+        max_distance: float | None = None,
     ) -> None:
         check_settings(
-            n_designs, steps, lr, start, every_n_epochs, trace_every, oracle_timeout, objective, beta, optimizer, step_rule
+            n_designs, steps, lr, start, every_n_epochs, trace_every, oracle_timeout, objective, beta, optimizer, step_rule,
+            max_edits, max_distance,
         )
         self.n_designs, self.steps, self.lr, self.start = n_designs, steps, lr, start
         self.every_n_epochs, self.seed, self.trace_every = every_n_epochs, seed, trace_every
         self.oracle_timeout, self.objective, self.beta = oracle_timeout, objective, beta
         self.drop_duplicates, self.optimizer, self.step_rule = drop_duplicates, optimizer, step_rule
-        self.standardize = standardize
+        self.standardize, self.max_edits, self.max_distance = standardize, max_edits, max_distance
         self.history: list[dict[str, Any]] = []
         self._results = SearchResults(sync_on_compute=True)
         self._trained: dict[str, int] | None = None  # epochs and steps done, saved in checkpoints
@@ -113,14 +119,12 @@ class DesignSearch(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Say now what would only show after training (no oracle, a bad start); redo a resumed final search."""
-        task = trainer.datamodule.task
-        reason = task.oracle_unavailable()
-        if reason and trainer.is_global_zero:
-            print(f"search: designs will not be scored: {reason}")
-        if self.oracle_timeout is not None and not task.timed_oracle and trainer.is_global_zero:
-            print(f"search: search.oracle_timeout is not applied: {task.oracle_name} runs in this process, which cannot stop it")
+        warnings = early_warnings(trainer.datamodule.task, self.oracle_timeout)  # every rank asks the task
+        if warnings and trainer.is_global_zero:
+            print("\n".join(warnings))
         table = trainer.datamodule.table
         search_start(table.x, table.y, self.n_designs, self.start, self._seed(trainer))
+        check_region(self.max_edits, self.max_distance, trainer.datamodule.task.is_discrete)
         resumed, self._resumed = self._resumed, None
         if resumed and _training_done(trainer, resumed):  # Lightning will skip training and on_train_end
             self.search(trainer, pl_module, resumed["epoch"], final=True)
@@ -140,33 +144,27 @@ class DesignSearch(Callback):
     def search(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, final: bool = False) -> dict:
         """Search, score, gather, log and write; every rank must call it (it holds collectives)."""
         datamodule, task, device = trainer.datamodule, trainer.datamodule.task, pl_module.device
-        lr = self.lr if self.lr is not None else (1e-2 if task.is_discrete else 1e-3)
-        step_length = step_size(lr, self.step_rule, datamodule.input_dim)
+        lr, step_length = resolved_step(self.lr, self.step_rule, task.is_discrete, datamodule.input_dim)
         start = search_start(datamodule.table.x, datamodule.table.y, self.n_designs, self.start, self._seed(trainer))
-        show = trainer.is_global_zero and trainer.progress_bar_callback is not None
-        progress = lambda steps: tqdm(steps, desc=f"search (epoch {epoch})", leave=False, disable=not show)  # noqa: E731
+        start = start[ranks.share(self.n_designs, trainer)].to(device)
+        region = trust_region(start, self.max_edits, self.max_distance, task.num_classes, datamodule.denormalize_x)
         offline_x = datamodule.offline.x.to(device) if self.standardize else None  # RaM: all of x, held-out rows too
         x, traced, snapshots, members = climb(
-            pl_module.surrogate, start[ranks.share(self.n_designs, trainer)].to(device), self.steps, step_length,
-            self.objective, self.beta, offline_x, self.trace_every if final else 0, progress, self.optimizer,
+            pl_module.surrogate, start, self.steps, step_length, self.objective, self.beta, offline_x,
+            self.trace_every if final else 0, progress_bar(trainer, epoch), self.optimizer, region,
         )
-        predictions = datamodule.denormalize_y(members.mean(0))
-        prediction_std = members.std(0, unbiased=False) * datamodule.y_std.to(members)
-        features = datamodule.denormalize_x(x.double()).cpu()
-        unscored = torch.full((len(features),), float("nan"), dtype=torch.float64)
-        gathered = ranks.gather(self._results, device, features, unscored, unscored, predictions, prediction_std)
-        candidates = describe_search(datamodule, gathered["features"])  # every rank: the counts go in history
-        counts, keep = count_unique_and_novel(candidates), kept(candidates, self.drop_duplicates)
-        candidates = {k: v[keep] for k, v in candidates.items()}
+        rows = unscored_rows(datamodule, x, members)  # this rank's share, in the task's units
+        gathered = ranks.gather(self._results, device, rows)
+        candidates, counts, keep = screen_candidates(datamodule, gathered["features"], self.drop_duplicates)
         out = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a broadcast: all ranks ask
         if trainer.is_global_zero:  # before the oracle is asked: whatever it does, the designs are kept
             write_designs(out, kept_rows(gathered, keep), task, candidates)
 
-        path = [datamodule.denormalize_x(snapshots[s].double()).cpu() for s in traced[:-1]] if traced else None
-        scored, error = ask_oracle(task, features, path, self.oracle_timeout)
+        path = path_features(datamodule, snapshots, traced)
+        scored, error = ask_oracle(task, rows["features"], path, self.oracle_timeout)
         error = ranks.first_error(trainer, error)  # the same on every rank, so all take the same branch
         if error is None:
-            gathered = ranks.gather(self._results, device, features, *scored[:2], predictions, prediction_std, scored[2])
+            gathered = ranks.gather(self._results, device, {**rows, **scored})
         gathered = kept_rows(gathered, keep)
         settings = recorded_settings(self, lr, step_length)
         summary = summarize(task, gathered, self._seed(trainer), epoch, final, self.n_designs, counts, settings, traced, error)

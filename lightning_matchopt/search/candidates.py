@@ -1,7 +1,8 @@
 """What a person needs to know about each candidate before using it (pure functions of arrays and a data module).
 
-The argmax of token logits often maps several searched designs to one sequence, and a search
-can end on a design the data already holds; neither is worth a lab's time twice.
+The searched designs and the surrogate's predictions go back from the search's z-scored space to
+the task's units. The argmax of token logits often maps several searched designs to one sequence,
+and a search can end on a design the data already holds; neither is worth a lab's time twice.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+Rows = dict[str, torch.Tensor]  # one row per candidate: features, scores, normalized, predictions, ...
 
 # Round-trip error of z-scoring a design and back (float32 features): below it, "the same design".
 SAME_DESIGN_TOLERANCE = 1e-5
@@ -74,7 +77,7 @@ def kept(candidates: dict[str, np.ndarray], drop_duplicates: bool) -> np.ndarray
     return ~candidates["duplicate"] if drop_duplicates else np.ones(len(candidates["duplicate"]), bool)
 
 
-def kept_rows(rows: dict[str, torch.Tensor], keep: np.ndarray) -> dict[str, torch.Tensor]:
+def kept_rows(rows: Rows, keep: np.ndarray) -> Rows:
     """The kept candidates' rows, in order."""
     return rows if keep.all() else {k: v[torch.from_numpy(keep)] for k, v in rows.items()}
 
@@ -84,3 +87,36 @@ def describe_search(datamodule: Any, features: torch.Tensor) -> dict[str, np.nda
     task = datamodule.task
     designs, normalized = task.from_features(features.numpy()), datamodule.normalize_x(features.double())
     return describe_candidates(designs, task.data.x, normalized, datamodule.offline.x, task.is_discrete)
+
+
+def unscored_rows(datamodule: Any, x: torch.Tensor, members: torch.Tensor) -> Rows:
+    """The searched designs ``x`` (z-scored) and the members' predictions ``(K, designs)`` in the task's units.
+
+    ``features``: raw features (float64, CPU); ``predictions``: the members' mean in score units;
+    ``prediction_std``: their population std in score units (0 for one surrogate); ``scores`` and
+    ``normalized``: NaN, until the oracle is asked.
+    """
+    features = datamodule.denormalize_x(x.double()).cpu()
+    unscored = torch.full((len(features),), float("nan"), dtype=torch.float64)
+    return {
+        "features": features, "scores": unscored, "normalized": unscored,
+        "predictions": datamodule.denormalize_y(members.mean(0)),
+        "prediction_std": members.std(0, unbiased=False) * datamodule.y_std.to(members),
+    }
+
+
+def path_features(datamodule: Any, snapshots: dict[int, torch.Tensor], traced: list[int]) -> list[torch.Tensor] | None:
+    """The raw features of the designs at each traced step but the last (the final designs), or None (not traced)."""
+    return [datamodule.denormalize_x(snapshots[s].double()).cpu() for s in traced[:-1]] if traced else None
+
+
+def screen_candidates(
+    datamodule: Any, features: torch.Tensor, drop_duplicates: bool
+) -> tuple[dict[str, np.ndarray], dict[str, int], np.ndarray]:
+    """The kept candidates' descriptions, the counts of all (``n_unique``, ``n_novel``) and which are kept.
+
+    ``features``: every searched design (raw); see :func:`describe_search` and :func:`kept`.
+    """
+    candidates = describe_search(datamodule, features)
+    counts, keep = count_unique_and_novel(candidates), kept(candidates, drop_duplicates)
+    return {k: v[keep] for k, v in candidates.items()}, counts, keep

@@ -17,10 +17,13 @@ def share(n_designs: int, trainer: L.Trainer) -> torch.Tensor:
     return torch.tensor_split(torch.arange(n_designs), trainer.world_size)[trainer.global_rank]
 
 
-def gather(results: SearchResults, device: torch.device, *tensors: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Every rank's share in rank order, on the CPU (gathered on ``device``: NCCL cannot reduce CPU tensors)."""
+def gather(results: SearchResults, device: torch.device, rows: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+    """Every rank's share of ``rows`` (``SearchResults.update``'s arguments) in rank order, on the CPU.
+
+    Gathered on ``device``: NCCL cannot reduce CPU tensors.
+    """
     results.to(device)
-    results.update(*(None if t is None else t.to(device) for t in tensors))
+    results.update(**{k: None if t is None else t.to(device) for k, t in rows.items()})
     gathered = {k: v.cpu() for k, v in results.compute().items()}
     results.reset()
     return gathered

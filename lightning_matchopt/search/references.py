@@ -66,25 +66,26 @@ def beats_random(run: dict, draws: dict[str, np.ndarray]) -> dict[str, float]:
 
 def oracle_scores(
     task: Task, features: torch.Tensor, path: list[torch.Tensor] | None, timeout: float | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Oracle scores and normalized scores of the designs (features), and of their traced path.
+) -> dict[str, torch.Tensor | None]:
+    """Oracle ``scores`` and ``normalized`` scores of the designs (features), and of their traced ``path``.
 
     ``path``: the designs' features at the traced steps before the last, or None (not traced); the
-    last traced step is the final designs, scored once. Returns the path as ``(designs, steps)``
-    normalized scores, or None.
+    last traced step is the final designs, scored once. The returned ``path`` holds the
+    ``(designs, steps)`` normalized scores, or None.
     """
     ask = lambda f: task.oracle(task.from_features(f.numpy()), timeout=timeout)  # noqa: E731
     scores = ask(features)
     normalized = task.normalize_score(scores)
-    if path is None:
-        return torch.as_tensor(scores), torch.as_tensor(normalized), None
-    columns = [task.normalize_score(ask(step)) for step in path]
-    return torch.as_tensor(scores), torch.as_tensor(normalized), torch.as_tensor(np.stack([*columns, normalized], axis=1))
+    scored = {"scores": torch.as_tensor(scores), "normalized": torch.as_tensor(normalized), "path": None}
+    if path is not None:
+        columns = [task.normalize_score(ask(step)) for step in path]
+        scored["path"] = torch.as_tensor(np.stack([*columns, normalized], axis=1))
+    return scored
 
 
 def ask_oracle(
     task: Task, features: torch.Tensor, path: list[torch.Tensor] | None, timeout: float | None = None
-) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None, str | None]:
+) -> tuple[dict[str, torch.Tensor | None] | None, str | None]:
     """:func:`oracle_scores`, or None and the error it raised, in one line.
 
     The oracle is a user's simulator or lab pipeline: any failure is its own, and the search

@@ -1,4 +1,4 @@
-"""What a search reports: results.json, designs.npz, candidates.csv, TensorBoard and the console line.
+"""What a search reports: results.json, designs.npz, candidates.csv, TensorBoard and the console.
 
 The metrics are ``SEARCH_METRICS`` (``search/metrics.py``), the one list every reader uses.
 """
@@ -6,16 +6,20 @@ The metrics are ``SEARCH_METRICS`` (``search/metrics.py``), the one list every r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from lightning_matchopt import pictures
 from lightning_matchopt.atomic import write_atomic
 from lightning_matchopt.errors import SearchFailed
 from lightning_matchopt.metrics import percentile_scores
+from lightning_matchopt.search.candidates import Rows
 from lightning_matchopt.search.metrics import SEARCH_METRICS, measure
 from lightning_matchopt.search.references import best_offline_score, random_designs_reference
 from lightning_matchopt.tables import design_columns, write_csv
@@ -27,7 +31,25 @@ SCORE_RULE = (
     "normalized score) in every percentile, the mean and the std; a design the oracle failed on (NaN, "
     "n_failed) is left out"
 )
-Rows = dict[str, torch.Tensor]  # the gathered candidates: features, scores, normalized, predictions, ...
+
+
+def progress_bar(trainer: L.Trainer, epoch: int) -> Callable[[Iterable[int]], Iterable[int]]:
+    """The ascent's progress bar: on rank zero, where the trainer shows one."""
+    show = trainer.is_global_zero and trainer.progress_bar_callback is not None
+    return partial(tqdm, desc=f"search (epoch {epoch})", leave=False, disable=not show)
+
+
+def early_warnings(task: Task, oracle_timeout: float | None) -> list[str]:
+    """What would only show after training, said when it starts: no oracle, a timeout that cannot apply."""
+    warnings = []
+    reason = task.oracle_unavailable()
+    if reason:
+        warnings.append(f"search: designs will not be scored: {reason}")
+    if oracle_timeout is not None and not task.timed_oracle:
+        warnings.append(
+            f"search: search.oracle_timeout is not applied: {task.oracle_name} runs in this process, which cannot stop it"
+        )
+    return warnings
 
 
 def summarize(
@@ -139,7 +161,12 @@ def method_label(objectives: list, ensemble_size: int, search: dict) -> str:
         climbed = f"lcb beta {search['beta']:g}" if search["objective"] == "lcb" else search["objective"]
         terms += f", ensemble of {ensemble_size} ({climbed})"
     climb = search["optimizer"] + (", sqrt_dim steps" if search["step_rule"] == "sqrt_dim" else "")
-    return f"{terms}, {climb}" + (", standardized" if search["standardize"] else "")
+    climb += ", standardized" if search["standardize"] else ""
+    if search.get("max_edits") is not None:
+        climb += f", at most {search['max_edits']} edits"
+    if search.get("max_distance") is not None:
+        climb += f", within {search['max_distance']:g} of the start"
+    return f"{terms}, {climb}"
 
 
 # The HPARAMS table's first columns. TensorBoard sorts settings by name (upper case first) and puts
