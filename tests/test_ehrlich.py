@@ -156,3 +156,25 @@ def test_offsets_and_values_of_all_small_sequences_match_the_definition():
         expected.append(value if ok else -np.inf)
     assert np.array_equal(ehrlich_value(x, structure), expected)
     assert (np.array(expected) == 1.0).any() and np.isneginf(expected).any()
+
+
+def test_a_fit_scores_its_designs_and_stands_them_beside_the_generators_samples(tmp_path):
+    import json
+
+    from lightning_matchopt.cli import main
+    from lightning_matchopt.search.references import random_draws
+
+    options = "{num_states: 8, length: 12, num_motifs: 2, motif_length: 3, n_samples: 600}"
+    main(["fit", "--config", "configs/ehrlich.yaml", f"--data.task_options={options}", "--trainer.max_epochs=1",
+          "--trainer.enable_progress_bar=false", "--data.n_bins=8", "--model.surrogate.hidden_dims=[32]",
+          "--search.n_designs=16", "--search.steps=20", "--search.lr=1.0", f"--trainer.default_root_dir={tmp_path}"])
+    log_dir = next(tmp_path.glob("lightning_logs/version_*"))
+    results = json.loads((log_dir / "results.json").read_text())
+    scores = np.load(log_dir / "designs.npz")["scores"]
+    task = make_task("ehrlich", **SMALL)
+    assert results["task"] == "ehrlich" and results["d_best"] == task.data.y.max()
+    assert results["n_infeasible"] == np.isneginf(scores).sum()
+    assert np.array_equal(scores, ehrlich_value(np.load(log_dir / "designs.npz")["designs"], task.structure))
+    draws = random_draws(task, 16)  # 200 draws of 16 fresh DMP samples
+    assert results["random_designs"]["draws"] == 200
+    assert results["random_designs"]["score_100th"] == float(draws["score_100th"].mean())
