@@ -64,6 +64,10 @@ def test_table_shows_every_reference_beside_the_methods():
     assert "0.939 ± 0.037 / 0.439 (2,000 draws of 1,000 designs)" in markdown_table(wide, ["matchopt"], ["tfbind8"])
     assert superconductor.endswith("| nan | - | - | - |")  # no runs, no reference, no anchor: said, not invented
     assert "MNR" not in table and "anchor: others' runs." in table
+    assert "On ehrlich" not in table
+    ehrlich = [{**r, "task": "ehrlich"} for r in rows]  # its reference is its generator's samples: the note says so
+    assert "On ehrlich: 128 samples of the function's own generator" in markdown_table(rows + ehrlich, ["matchopt"],
+                                                                                         ["tfbind8", "ehrlich"])
 
 
 def test_earlier_runs_fill_missing_cells_and_are_marked(tmp_path):

@@ -14,14 +14,18 @@ An Ehrlich function on sequences ``x`` of length L over v states is defined by:
 position l, over the positions where the motif fits (``l + s_k < L``). So f lies in [0, 1], takes
 the values of products of multiples of ``1/q``, and is 1.0 exactly when every motif is present.
 
-:func:`draw_structure` draws an instance as the paper does: a uniform initial distribution; a
-transition matrix that allows a wrap-around band of ``2 * floor(0.4 v) + 1`` states around a
-randomly permuted centre, plus the state itself (a repeat is always feasible), with softmax
-probabilities of Gaussian logits (temperature 0.5), redrawn until it is ergodic; the motifs as
-one feasible DMP draw of c * k states cut into c pieces, so that motif after motif is a feasible
-walk; offsets whose gaps share the slack ``(L - c k) // c`` by a uniform point of the simplex.
-Placing the motifs one after another, each gap filled by repeating the last state, is then a
-feasible sequence of value 1.0 (:func:`optimal_solution`).
+:func:`draw_structure` draws an instance as the paper's code (holo-bench's ``Ehrlich``, read, not
+copied) does: a uniform initial distribution; a transition matrix that allows a wrap-around band
+of ``2 * floor(0.4 v) + 1`` states around a randomly permuted centre, plus the state itself (a
+repeat is always feasible), with softmax probabilities of Gaussian logits (temperature 0.5); the
+motifs as one feasible DMP draw of c * k states cut into c pieces, so that motif after motif is a
+feasible walk; offsets whose gaps share the slack ``(L - c k) // c`` by a random point of the
+simplex. Placing the motifs one after another, each gap filled by repeating the last state, is
+then a feasible sequence of value 1.0 (:func:`optimal_solution`). Where holo-bench differs, on
+draws only: it raises where the chain is not ergodic (here: redrawn), starts the motifs' walk from
+the stationary distribution (here: the initial one) and weighs the gaps by normalized uniforms
+(here: a uniform point of the simplex). Its instances cannot be re-drawn here (torch's random
+streams), so tests compare values on its structures, passed as data (:class:`EhrlichStructure`).
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ def ergodic(transition: np.ndarray) -> bool:
 def draw_structure(
     num_states: int, length: int, num_motifs: int, motif_length: int, quantization: int, seed: int
 ) -> EhrlichStructure:
-    """An Ehrlich instance drawn from ``seed`` as the paper does (module docstring)."""
+    """An Ehrlich instance drawn from ``seed`` (module docstring); the same seed, the same instance."""
     check_options(num_states, length, num_motifs, motif_length, quantization)
     rng = np.random.default_rng(seed)
     v, band = num_states, int(0.4 * num_states)

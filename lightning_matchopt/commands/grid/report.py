@@ -87,6 +87,8 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
     if any(r.get("random_designs") for r in rows):
         notes += (" 128 random designs: 128 sequences drawn uniformly from the design space, scored by the exact oracle,"
                   " mean ± std of the 100th percentile / mean of the 50th over the draws.")
+        if any(r["task"] == "ehrlich" and r.get("random_designs") for r in rows):
+            notes += " On ehrlich: 128 samples of the function's own generator (uniform sequences are nearly all infeasible)."
     for c in columns:
         if c.get("note"):
             notes += f" {c['label']}: {c['note']}"
