@@ -67,8 +67,8 @@ def test_entry_point_help_and_print_config():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--data.task=tfbind9"], "unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, files, hopper, linear, quadratic, "
-                                  "rosenbrock, shekel, superconductor, tfbind10, tfbind8"),
+        (["--data.task=tfbind9"], "unknown task 'tfbind9'; known tasks: ackley, ant, dkitty, ehrlich, files, hopper, linear, "
+                                  "quadratic, rosenbrock, shekel, superconductor, tfbind10, tfbind8"),
         (["--model.weight_decay=-1"], "model.weight_decay must be >= 0, got -1"),
         (["--data.n_bins=1"], "data.n_bins must be >= 2, got 1"),
         (["--model.lr=-1"], "model.lr must be > 0, got -1"),

@@ -64,6 +64,10 @@ def test_table_shows_every_reference_beside_the_methods():
     assert "0.939 ± 0.037 / 0.439 (2,000 draws of 1,000 designs)" in markdown_table(wide, ["matchopt"], ["tfbind8"])
     assert superconductor.endswith("| nan | - | - | - |")  # no runs, no reference, no anchor: said, not invented
     assert "MNR" not in table and "anchor: others' runs." in table
+    assert "On ehrlich" not in table
+    ehrlich = [{**r, "task": "ehrlich"} for r in rows]  # its reference is its generator's samples: the note says so
+    assert "On ehrlich: 128 samples of the function's own generator" in markdown_table(rows + ehrlich, ["matchopt"],
+                                                                                         ["tfbind8", "ehrlich"])
 
 
 def test_cells_say_how_often_runs_beat_random_designs_and_how_many_designs_were_infeasible(tmp_path):
@@ -80,7 +84,8 @@ def test_cells_say_how_often_runs_beat_random_designs_and_how_many_designs_were_
     assert "0.900 ± 0.000 / 0.500 ± 0.000 (n=2; beats random 60% / 95%; 1.5 infeasible)" in table
     assert "beats random: the share of the random-design draws" in table and "infeasible: designs the oracle" in table
     feasible = [{**r, "n_infeasible": 0} for r in rows]
-    assert "infeasible" not in markdown_table(feasible, ["matchopt"], ["ehrlich"])  # none proposed: not said
+    quiet = markdown_table(feasible, ["matchopt"], ["ehrlich"])  # none proposed: not said
+    assert "infeasible)" not in quiet and "infeasible: designs" not in quiet
     no_reference = [{**r, "random_designs": None} for r in feasible]
     assert "(n=2) |" in markdown_table(no_reference, ["matchopt"], ["ehrlich"])
     write_runs(rows, tmp_path / "runs.csv")

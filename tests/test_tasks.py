@@ -62,7 +62,8 @@ def test_missing_and_corrupt_files_are_named(tmp_path, monkeypatch):
 
 
 def test_registry_names_known_tasks():
-    known = "ackley, ant, dkitty, files, hopper, linear, quadratic, rosenbrock, shekel, superconductor, tfbind10, tfbind8"
+    known = ("ackley, ant, dkitty, ehrlich, files, hopper, linear, quadratic, rosenbrock, shekel, superconductor, "
+             "tfbind10, tfbind8")
     with pytest.raises(ConfigError, match=f"unknown task 'tfbind9'; known tasks: {known}"):
         make_task("tfbind9")
     assert isinstance(make_task("TFBind8-Exact-v0", data_root="x"), TFBind8)

@@ -20,6 +20,7 @@ from lightning_matchopt.tasks.continuous import (
     Superconductor,
 )
 from lightning_matchopt.tasks.design_bench import TFBind8, TFBind10
+from lightning_matchopt.tasks.ehrlich import EhrlichTask
 from lightning_matchopt.tasks.files import FilesTask
 
 _SYNTHETIC = "lightning_matchopt.tasks.synthetic"
@@ -47,7 +48,7 @@ class _Registry(Mapping):
 
 TASKS: Mapping[str, type[Task]] = _Registry({
     **{cls.name: cls for cls in (
-        TFBind8, TFBind10, Superconductor, HopperController, AntMorphology, DKittyMorphology, FilesTask,
+        TFBind8, TFBind10, Superconductor, HopperController, AntMorphology, DKittyMorphology, FilesTask, EhrlichTask,
     )},
     "shekel": "Shekel",
     "ackley": "Ackley",
@@ -95,6 +96,7 @@ __all__ = [
     "AntMorphology",
     "ContinuousDesignBenchTask",
     "DKittyMorphology",
+    "EhrlichTask",
     "HopperController",
     "Linear",
     "Quadratic",

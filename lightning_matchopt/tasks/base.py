@@ -154,7 +154,9 @@ class Task(abc.ABC):
     def random_designs(self, n: int, generator: np.random.Generator) -> np.ndarray | None:
         """``n`` designs drawn uniformly from the design space, or None where it has no natural uniform law.
 
-        Real vectors without bounds have none; for token designs every token is uniform.
+        Real vectors without bounds have none; for token designs every token is uniform. The
+        "random designs" reference draws from here; a task with a generator of its own (``ehrlich``:
+        its feasible sequences) draws from that instead.
         """
         if not self.is_discrete:
             return None

@@ -111,6 +111,8 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
         notes += (" 128 random designs: 128 designs drawn by the task's reference law (uniform over the design space for"
                   " Design-Bench's sequence tasks), scored by the exact oracle, mean ± std of the 100th percentile / mean"
                   " of the 50th over the draws.")
+        if any(r["task"].startswith("ehrlich") and r.get("random_designs") for r in rows):
+            notes += " On ehrlich: 128 samples of the function's own generator (uniform sequences are nearly all infeasible)."
     for c in columns:
         if c.get("note"):
             notes += f" {c['label']}: {c['note']}"
