@@ -1,7 +1,8 @@
 """The bars a search must clear, and the oracle's scores of the searched designs (pure: a Task and arrays).
 
-D(best), the normalized score of the best offline design, and what as many uniformly random
-designs score (on TF-Bind-8 the best of 128 random sequences already scores about 0.94).
+D(best), the normalized score of the best offline design, and what as many random designs score
+(drawn by the task's ``random_designs``: uniform tokens, or an Ehrlich function's own generator;
+on TF-Bind-8 the best of 128 random sequences already scores about 0.94).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def random_draws(task: Task, n_designs: int) -> dict[str, np.ndarray] | None:
     """The 100th and 50th percentile score of each of the task's reference draws of ``n_designs`` random designs.
 
     ``task.random_reference_draws`` draws (seed 0: a property of the task, the same in every run);
-    None where the task has no uniform law or no cheap oracle.
+    None where the task has no law to draw designs from or no cheap oracle.
     """
     draws = task.random_reference_draws
     if not draws or not task.has_oracle:
@@ -36,7 +37,7 @@ def random_draws(task: Task, n_designs: int) -> dict[str, np.ndarray] | None:
 
 
 def random_designs_reference(task: Task, n_designs: int, run: dict | None = None) -> dict[str, Any] | None:
-    """What ``n_designs`` uniformly random designs score: mean and std over :func:`random_draws`.
+    """What ``n_designs`` random designs (``task.random_designs``) score: mean and std over :func:`random_draws`.
 
     With ``run`` (a summary holding ``score_100th`` and ``score_50th``), also how often the run
     beats them: ``beats_100th`` (``beats_50th``), the share of draws whose 100th (50th)
