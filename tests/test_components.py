@@ -11,12 +11,14 @@ import torch
 
 from conftest import TINY_CONFIG
 from lightning_matchopt.cli import main
+from lightning_matchopt.errors import ConfigError
 from lightning_matchopt.models import (
     Conservative,
     EnsembleMLP,
     GaussianLikelihood,
     GaussianMLP,
     GradientMatching,
+    LagrangianConservative,
     ListNet,
     MatchOptModule,
     MLPSurrogate,
@@ -226,3 +228,74 @@ def _member(net, k):
 
         return One()
     return lambda z: net.members(z)[k]
+
+
+def test_one_coms_step_has_the_gradients_of_their_train_step():
+    """COMs' train_step by hand (trainers.py): mse + alpha * (f(x_neg) - f(x)); alpha * (tau - overestimation) in log alpha."""
+    import copy
+    from functools import partial
+
+    torch.manual_seed(0)
+    tau, alpha, steps, step = 0.05, 0.1, 3, 0.2
+    cons = LagrangianConservative(steps=steps, step_size=step, initial_alpha=alpha, alpha_lr=0.01, target=tau)
+    surrogate = partial(MLPSurrogate, hidden_dims=[16, 16], negative_slope=0.0, initialization="glorot")
+    module = MatchOptModule(3, surrogate, [Regression(), cons], lr=3e-4).double()
+    x, y = torch.randn(1, 10, 3, dtype=torch.float64), torch.randn(1, 10, dtype=torch.float64)
+    net = copy.deepcopy(module.surrogate)
+    alpha = float(torch.tensor(math.log(alpha)).double().exp())  # log alpha is kept in float32, as COMs keeps it
+    x_neg = x[0].clone()
+    for _ in range(steps):  # optimize(): plain ascent on the summed scores, stop_gradient
+        x_neg.requires_grad_(True)
+        (grad,) = torch.autograd.grad(net(x_neg).sum(), x_neg)
+        x_neg = (x_neg + step * grad).detach()
+    mse = ((net(x[0]) - y[0]) ** 2).mean()
+    overestimation = (net(x_neg) - net(x[0])).mean()
+    expected = torch.autograd.grad(mse + alpha * overestimation, list(net.parameters()))
+
+    loss = module.training_step((x, y), 0)
+    assert torch.allclose(loss, mse + alpha * overestimation, rtol=1e-12)
+    loss.backward()
+    for ours, theirs in zip(module.surrogate.parameters(), expected, strict=True):
+        assert torch.allclose(ours.grad, theirs, rtol=1e-10, atol=1e-14)
+    assert torch.allclose(cons.log_alpha.grad, alpha * (tau - overestimation.detach()), rtol=1e-10)
+    optimizer = module.configure_optimizers()
+    assert [g["lr"] for g in optimizer.param_groups] == [3e-4, 0.01]
+    optimizer.step()  # Adam's first step moves log alpha by its lr, against the gradient's sign
+    direction = -torch.sign(cons.log_alpha.grad)
+    assert float(cons.log_alpha.detach()) == pytest.approx(math.log(alpha) + 0.01 * float(direction), rel=1e-6)
+    assert module.state_dict()["objective_parameters.0"] is not None  # saved with the weights
+
+
+def test_lagrangian_shares_of_two_ranks_average_to_the_whole_batch():
+    torch.manual_seed(2)
+    net = MLPSurrogate(4, (8,)).double()
+    cons = LagrangianConservative(steps=2, step_size=0.1, target=0.3)
+    cons.log_alpha.data = cons.log_alpha.data.double()
+    x, y = groups(k=1, g=4)
+    (whole,) = torch.autograd.grad(cons(net, x, y), cons.log_alpha)
+    shares = [torch.autograd.grad(cons(net, x, y, rank, 2), cons.log_alpha)[0] for rank in (0, 1)]
+    assert torch.allclose(sum(shares) / 2, whole)  # DDP's average of the dual gradient is the whole batch's
+    assert torch.allclose((cons(net, x, y, 0, 2) + cons(net, x, y, 1, 2)) / 2, cons(net, x, y))
+
+
+def test_lagrangian_conservative_refuses_ensembles_and_a_non_positive_alpha():
+    x, y = groups(k=2)
+    with pytest.raises(ConfigError, match="one alpha for one surrogate"):
+        LagrangianConservative(steps=1)(EnsembleMLP(4, (8,), ensemble_size=2).double(), x, y)
+    with pytest.raises(ConfigError, match="initial_alpha and alpha_lr must be > 0"):
+        LagrangianConservative(initial_alpha=0.0)
+
+
+def test_glorot_initialization_is_keras_dense():
+    torch.manual_seed(0)
+    glorot = MLPSurrogate(24, (2048, 2048), negative_slope=0.0, initialization="glorot").net
+    torch.manual_seed(0)
+    default = MLPSurrogate(24, (2048, 2048), negative_slope=0.0).net
+    # Glorot uniform: U(+-sqrt(6 / (fan_in + fan_out))), std sqrt(2 / (fan_in + fan_out)); PyTorch: std 1 / sqrt(3 fan_in)
+    with torch.no_grad():
+        assert float(glorot[2].weight.std()) == pytest.approx(math.sqrt(2 / 4096), rel=0.01)
+        assert float(default[2].weight.std()) == pytest.approx(1 / math.sqrt(3 * 2048), rel=0.01)
+        assert float(glorot[0].weight.abs().max()) <= math.sqrt(6 / (24 + 2048))
+        assert all(float(layer.bias.abs().max()) == 0 for layer in glorot[::2])
+    with pytest.raises(ConfigError, match="initialization 'he'"):
+        MLPSurrogate(2, initialization="he")

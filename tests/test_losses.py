@@ -84,6 +84,45 @@ def test_bad_arguments_are_named():
         gradient_matching_loss(net, *pairs, rule="simpson")
 
 
+def test_conservative_penalty_is_each_designs_own_ascent_by_an_explicit_loop():
+    from lightning_matchopt.models.losses import conservative_penalty
+
+    torch.manual_seed(0)
+    net = MLPSurrogate(3, (16, 16), negative_slope=0.0).double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    expected = []
+    for row in x:  # one design at a time, its own gradient at every step (COMs' optimize, per particle)
+        z = row.clone()
+        for _ in range(4):
+            z.requires_grad_(True)
+            (grad,) = torch.autograd.grad(net(z[None])[0], z)
+            z = (z + 0.3 * grad).detach()
+        expected.append(net(z[None])[0] - net(row[None])[0])
+    penalty = conservative_penalty(net, x, steps=4, step_size=0.3)
+    assert torch.allclose(penalty, torch.stack(expected).mean(), rtol=1e-12)
+    # and the gradient in the weights is that of g(x_adv) - g(x) with x_adv held fixed
+    (ours,) = torch.autograd.grad(penalty, net.net[0].weight)
+    (theirs,) = torch.autograd.grad(torch.stack(expected).mean(), net.net[0].weight)
+    assert torch.allclose(ours, theirs, rtol=1e-10)
+
+
+def test_lagrangian_conservative_is_alpha_times_the_penalty_with_the_dual_gradient():
+    from lightning_matchopt.models.losses import lagrangian_conservative
+
+    w = torch.tensor([0.5, -2.0], dtype=torch.float64, requires_grad=True)
+    penalty = (w**2).sum()  # stands for g(x_adv) - g(x): 4.25
+    log_alpha = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
+    term = lagrangian_conservative(penalty, log_alpha, target=2.0)
+    alpha = torch.exp(torch.tensor(-1.0, dtype=torch.float64))
+    assert torch.allclose(term, alpha * 4.25, rtol=1e-15)  # its value: alpha * penalty
+    grad_w, grad_log_alpha = torch.autograd.grad(term, [w, log_alpha])
+    assert torch.allclose(grad_w, alpha * 2 * w.detach(), rtol=1e-15)  # alpha held fixed for the model
+    # COMs' alpha_loss = alpha * tau - alpha * overestimation, differentiated in log alpha
+    assert torch.allclose(grad_log_alpha, alpha * (2.0 - 4.25), rtol=1e-15)
+    # an over-estimation above the target raises alpha when the dual loss is descended
+    assert grad_log_alpha < 0
+
+
 def test_conservative_penalty_definition():
     from lightning_matchopt.models.losses import conservative_penalty
 

@@ -133,6 +133,20 @@ def conservative_penalty(
     return _reduce(_flat(surrogate)(x_adv) - _flat(surrogate)(x), reduction)
 
 
+def lagrangian_conservative(penalty: torch.Tensor, log_alpha: torch.Tensor, target: float) -> torch.Tensor:
+    """COMs' Lagrangian (Trabucco et al., 2021, their ``ConservativeObjectiveModel.train_step``) in one term.
+
+    Its value is ``alpha * penalty`` with ``alpha = exp(log_alpha)``. Its gradient in the
+    surrogate is ``alpha * grad(penalty)``, alpha held fixed (their ``mse + alpha * overestimation``),
+    and in ``log_alpha`` that of ``alpha * (target - penalty)``, the penalty held fixed (their
+    ``alpha_loss``): descending it raises alpha while the penalty exceeds ``target`` (dual ascent).
+    So one backward pass and one optimizer step make both of their updates.
+    """
+    alpha = log_alpha.exp()
+    dual = alpha * (target - penalty.detach())
+    return alpha.detach() * penalty + (dual - dual.detach())  # the second part is zero, with the dual gradient
+
+
 def gaussian_nll_loss(
     mean: torch.Tensor, std: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
 ) -> torch.Tensor:
@@ -178,6 +192,7 @@ __all__ = [
     "endpoint_matching_loss",
     "gaussian_nll_loss",
     "gradient_matching_loss",
+    "lagrangian_conservative",
     "listnet_loss",
     "predicted_differences",
     "quadrature_nodes",

@@ -74,6 +74,11 @@ class MatchOptModule(L.LightningModule):
         self.surrogate = surrogate(input_dim)
         self.ensemble_size = int(getattr(self.surrogate, "ensemble_size", 1))
         self.objectives = objectives
+        # A term's own parameters (COMs' tuned alpha), registered so that checkpoints, devices and
+        # DDP see them; empty for every other method, which leaves its weights and steps as they were.
+        self.objective_parameters = nn.ParameterList(
+            [p for term in objectives for group in term.parameter_groups() for p in group["params"]]
+        )
         self._loss_names = ("loss", *(f"loss_{name}" for name in names))
         self._epoch_sums, self._epoch_steps = torch.zeros(len(self._loss_names)), 0
         # Held-out diagnostics in z-scored units, whatever the objectives: gradient matching with
@@ -146,6 +151,9 @@ class MatchOptModule(L.LightningModule):
         means = self._epoch_sums / max(self._epoch_steps, 1) / self.ensemble_size
         for name, value in zip(self._loss_names, means, strict=True):
             self.log(f"train/{name}", value, sync_dist=True)
+        for term in self.objectives:
+            for name, value in term.statistics().items():
+                self.log(f"train/{name}", value, sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """Held-out losses and rank correlations; on an ensemble, every member sees the same held-out rows.
@@ -204,11 +212,12 @@ class MatchOptModule(L.LightningModule):
         return self.surrogate.members(batch).mean(0)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam on the surrogate's parameters (fused where the device has the kernel)."""
+        """Adam on the surrogate's parameters and on a term's own at its own rate (fused where the device has the kernel)."""
         # The fused kernel does the whole update in one op: a few percent of a CPU step.
         fused = self.device.type in ("cpu", "cuda")
         hp = self.hparams
-        return torch.optim.Adam(self.surrogate.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=fused)
+        groups = [{"params": self.surrogate.parameters()}, *(g for term in self.objectives for g in term.parameter_groups())]
+        return torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay, fused=fused)
 
 
 def held_out_objective(objectives: Sequence[Objective]) -> dict[str, float]:

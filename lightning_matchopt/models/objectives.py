@@ -10,6 +10,8 @@ The math lives in ``losses.py`` as plain functions; these classes only cut the b
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lightning_matchopt.errors import ConfigError
@@ -19,6 +21,7 @@ from lightning_matchopt.models.losses import (
     endpoint_matching_loss,
     gaussian_nll_loss,
     gradient_matching_loss,
+    lagrangian_conservative,
     listnet_loss,
     rankcosine_loss,
     regression_loss,
@@ -59,6 +62,14 @@ class Objective:
     ) -> torch.Tensor:
         """This term on this rank's share of the (member-major) batch; the mean over ranks is the whole batch's loss."""
         raise NotImplementedError
+
+    def parameter_groups(self) -> list[dict]:
+        """Parameters of the term itself, as optimizer groups (the module registers and optimizes them); none here."""
+        return []
+
+    def statistics(self) -> dict[str, torch.Tensor]:
+        """Values the module logs once an epoch as ``train/<name>`` (a tuned multiplier); none here."""
+        return {}
 
 
 class GradientMatching(Objective):
@@ -183,7 +194,7 @@ class Conservative(Objective):
     """COMs' conservative term: ``g(x_adv) - g(x)``, ``x_adv`` where the surrogate's ascent leads.
 
     Args:
-        weight: the term's weight (COMs: a fixed 1.0 here; their code tunes it by a Lagrangian).
+        weight: the term's weight, fixed (their code tunes it by a Lagrangian: ``LagrangianConservative``).
         steps: plain gradient-ascent steps that find ``x_adv`` (COMs: 50).
         step_size: their step, in z-scored design units (COMs: 0.05).
     """
@@ -208,10 +219,64 @@ class Conservative(Objective):
         )
 
 
+class LagrangianConservative(Conservative):
+    """COMs' conservative term as their code trains it: the weight alpha tuned by dual ascent.
+
+    The term is ``alpha * (g(x_adv) - g(x))`` (``lagrangian_conservative``); ``log alpha`` is a
+    parameter of its own, stepped by the module's Adam at ``alpha_lr`` towards the point where
+    the penalty equals ``target`` (COMs' ``log_alpha``, ``alpha_opt``, ``overestimation_limit``).
+
+    Args:
+        weight: a fixed factor on the whole term (COMs: 1).
+        steps: plain gradient-ascent steps that find ``x_adv`` (``particle_train_gradient_steps``).
+        step_size: their step in the surrogate's input units (``particle_lr`` times sqrt(d)).
+        initial_alpha: alpha before training (``forward_model_alpha``).
+        alpha_lr: Adam's learning rate on ``log alpha`` (``forward_model_alpha_lr``).
+        target: tau, the penalty alpha tunes towards (``forward_model_overestimation_limit``).
+    """
+
+    name = "lagrangian_cons"
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        steps: int = 50,
+        step_size: float = 0.05,
+        initial_alpha: float = 0.1,
+        alpha_lr: float = 0.01,
+        target: float = 0.5,
+    ) -> None:
+        super().__init__(weight, steps, step_size)
+        if not initial_alpha > 0 or not alpha_lr > 0:
+            raise ConfigError(
+                f"LagrangianConservative: initial_alpha and alpha_lr must be > 0, got {initial_alpha}, {alpha_lr}"
+            )
+        self.initial_alpha, self.alpha_lr, self.target = initial_alpha, alpha_lr, target
+        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(initial_alpha)))
+
+    def parameter_groups(self):
+        """``log alpha`` at its own learning rate, without weight decay."""
+        return [{"params": [self.log_alpha], "lr": self.alpha_lr, "weight_decay": 0.0}]
+
+    def statistics(self):
+        """The multiplier alpha (``train/alpha``)."""
+        return {"alpha": self.log_alpha.detach().exp()}
+
+    def __call__(self, surrogate, x, y, rank=0, world=1):
+        """``alpha`` times the conservative penalty on this rank's share, with the dual gradient in ``log alpha``."""
+        if x.shape[0] != 1:
+            raise ConfigError(
+                f"LagrangianConservative tunes one alpha for one surrogate, got an ensemble of {x.shape[0]}: "
+                "use model.surrogate.ensemble_size 1 or Conservative"
+            )
+        return lagrangian_conservative(super().__call__(surrogate, x, y, rank, world), self.log_alpha, self.target)
+
+
 __all__ = [
     "Conservative",
     "GaussianLikelihood",
     "GradientMatching",
+    "LagrangianConservative",
     "ListNet",
     "Objective",
     "RankCosine",

@@ -61,7 +61,9 @@ def tangent_through_layers(
 class MLPSurrogate(nn.Module):
     """MLP ``d -> 512 -> 128 -> 32 -> 1`` with LeakyReLU(0.3), the paper's surrogate.
 
-    Maps ``(B, input_dim)`` to ``(B,)``. ``negative_slope=0`` is a ReLU network (RaM's).
+    Maps ``(B, input_dim)`` to ``(B,)``. ``negative_slope=0`` is a ReLU network (RaM's, COMs').
+    ``initialization="glorot"`` draws weights as Keras' ``Dense`` does (Glorot uniform, zero
+    biases: COMs' ``ForwardModel``), ``"torch"`` as ``nn.Linear``.
     """
 
     ensemble_size = 1
@@ -71,9 +73,12 @@ class MLPSurrogate(nn.Module):
         input_dim: int,
         hidden_dims: Sequence[int] = (512, 128, 32),
         negative_slope: float = 0.3,
+        initialization: str = "torch",
     ):
         super().__init__()
-        self.negative_slope = negative_slope
+        if initialization not in ("glorot", "torch"):
+            raise ConfigError(f"unknown model.surrogate.initialization {initialization!r}; use 'glorot' or 'torch'")
+        self.negative_slope, self.initialization = negative_slope, initialization
         layers: list[nn.Module] = []
         width = input_dim
         for hidden in hidden_dims:
@@ -81,6 +86,10 @@ class MLPSurrogate(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        if initialization == "glorot":
+            for layer in self.net[::2]:
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predicted scores ``(B,)`` of ``(B, d)`` designs."""
