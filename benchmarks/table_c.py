@@ -31,6 +31,7 @@ METHODS = (
     "grad",
     "grad-mean",
     "grad-min",
+    "coms",
     "ram-listnet",
     "ram-rankcosine",
     "ram-listnet-no-aug",

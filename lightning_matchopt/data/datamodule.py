@@ -181,6 +181,9 @@ class MatchOptDataModule(L.LightningDataModule):
         lists: train on lists of offline rows instead of trajectories (ranking losses, plain
             minibatches: ``RowLists``); None: MATCH-OPT's trajectories (``n_bins`` and
             ``pairing`` then shape the batches; ``n_bins`` still shapes the held-out trajectories).
+        standardize_x: z-score the features with the training rows' mean and std (the default);
+            false: the surrogate and the search see the raw features (COMs' ``--no-normalize-xs``
+            on token tasks: the logits as they are).
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class MatchOptDataModule(L.LightningDataModule):
         predict_batch_size: int = 4096,
         ensemble_size: int = 1,
         lists: RowLists | None = None,
+        standardize_x: bool = True,
     ) -> None:
         super().__init__()
         if pairing not in ("trajectories", "random"):
@@ -221,7 +225,7 @@ class MatchOptDataModule(L.LightningDataModule):
         self.n_bins, self.trajectories_per_batch, self.pairing = n_bins, trajectories_per_batch, pairing
         self.binning, self.val_fraction, self.ensemble_size = binning, val_fraction, ensemble_size
         self.predict_path, self.predict_batch_size = predict_path, predict_batch_size
-        self.lists = lists
+        self.lists, self.standardize_x = lists, standardize_x
         self._table: DesignTable | None = None
         self.held_out = torch.empty(0, 0, dtype=torch.long)
 
@@ -253,6 +257,8 @@ class MatchOptDataModule(L.LightningDataModule):
         self.train_rows = train.nonzero().flatten()
         train_features, train_y = features[self.train_rows], y[self.train_rows]
         self.x_mean, self.x_std = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+        if not self.standardize_x:
+            self.x_mean, self.x_std = torch.zeros_like(self.x_mean), torch.ones_like(self.x_std)
         self.y_mean, self.y_std = train_y.mean(), train_y.std()
         x_norm, y_norm = self.normalize_x(features).float(), ((y - self.y_mean) / self.y_std).float()
         self.offline = DesignTable(x_norm, y_norm)  # every offline row, held-out ones included
