@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ def measure(config: Path, steps: int, data_root: str | None) -> dict:
         "projected_training_hours": per_step * len(loader) * epochs / 3600,
         "rows_per_step": int(batch[1].numel()),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "load": os.getloadavg()[0],  # the 1-minute load average as the timing ended (2 cores here)
     }
 
 
@@ -108,18 +110,20 @@ def main() -> None:
         "(rows in its .jsonl): the median of a few optimizer steps (column `timed`) on each",
         "config's real batches after one warm-up, times steps an epoch and epochs (search and",
         "validation not",
-        "counted). Measured while other sessions' jobs shared the 2 cores (load 6-9).",
+        "counted). Measured while other sessions' jobs shared the 2 cores: column `load`, the",
+        "1-minute load average as the timing ended (rows without it: load 6-9).",
         "",
         "| method | rows a step | timed | s a step | steps an epoch | epochs | projected training (h) "
-        "| peak RSS (GiB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak RSS (GiB) | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        load = f"{r['load']:.1f}" if "load" in r else "?"
         lines.append(
             f"| {r['method']} | {r['rows_per_step']} | {r.get('steps', '?')} "
             f"| {r['seconds_per_step']:.3f} "
             f"| {r['steps_per_epoch']} | "
-            f"{r['epochs']} | {r['projected_training_hours']:.2f} | {r['peak_rss_gib']:.2f} |"
+            f"{r['epochs']} | {r['projected_training_hours']:.2f} | {r['peak_rss_gib']:.2f} | {load} |"
         )
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
