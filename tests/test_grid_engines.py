@@ -76,8 +76,8 @@ FAKE_CELL = """
 import json, os, sys, time
 run_dir, cells = sys.argv[1], int(sys.argv[2])
 root = os.path.dirname(os.path.dirname(os.path.dirname(run_dir)))
+start = time.time()  # before the marker: a cell that sees it ends after this start, however slow this one is
 open(os.path.join(root, "started_" + run_dir.replace(os.sep, "_")), "w").close()
-start = time.time()
 while sum(n.startswith("started_") for n in os.listdir(root)) < cells and time.time() - start < 60:
     time.sleep(0.02)
 keys = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
