@@ -1,8 +1,7 @@
-"""DesignSearch: gradient-ascent search at the end of training (and every k epochs), scored by the oracle.
+"""DesignSearch: the Lightning hooks, the order of a search's steps and the failure policy.
 
-The callback holds the Lightning hooks, the order of a search's steps and the failure policy; each
-step is a function of ascent.py (the climb), ranks.py (the split across ranks), candidates.py (task
-units, duplicates, novelty), references.py (the oracle) or report.py (files, TensorBoard, console).
+Each step is a function of ascent.py (the climb), ranks.py (the split across ranks), candidates.py
+(task units, duplicates, novelty), references.py (the oracle) or report.py (files, TensorBoard, console).
 """
 
 from __future__ import annotations
@@ -26,49 +25,39 @@ from lightning_matchopt.search.trust_region import check_region, trust_region
 
 
 class DesignSearch(Callback):
-    """Runs MATCH-OPT's search and reports Design-Bench normalized scores.
+    """Searches designs by gradient ascent on the surrogate and scores them with the task's oracle.
 
-    Each rank searches and asks the oracle about its own share of the designs; rank zero writes
-    ``results.json``, ``designs.npz`` and ``candidates.csv`` into the logger's log dir, and the
-    TensorBoard scalars, histograms, scatter plot and (final search) HPARAMS tab. The designs and
-    the surrogate's predictions are written before the oracle is asked, and again with its scores.
-    If the oracle fails (or outlives ``oracle_timeout``) during training, the failure is printed
-    and recorded in ``results.json`` and training goes on; in the final search the run ends with
-    :class:`~lightning_matchopt.errors.SearchFailed`, after the final checkpoint was saved. A run
-    resumed from a checkpoint of finished training redoes the final search (Lightning would
-    otherwise end at once), so a run killed during it, or whose oracle failed, finishes.
+    Each rank climbs and scores its share; rank zero writes ``results.json``, ``designs.npz``,
+    ``candidates.csv`` and TensorBoard (the designs before the oracle is asked, then with its scores).
+    An oracle failure during training is recorded and training goes on; in the final search it ends
+    the run with :class:`~lightning_matchopt.errors.SearchFailed` after the final checkpoint, and a
+    resumed run redoes the final search (docs/faults.md).
 
     Args:
         n_designs: number of candidates (Design-Bench: 128).
-        steps: Adam steps on ``-surrogate(x)`` (paper: 150).
-        lr: search step size; default 1e-2 for token tasks (logits), 1e-3 otherwise.
+        steps: ascent steps on the surrogate (paper: 150).
+        lr: step size; default 1e-2 for token tasks (logits), 1e-3 otherwise.
         start: ``top`` (best offline designs), ``random_data`` (random offline designs) or
-            ``random`` (N(0, I) in z-scored feature space, the paper code's TF-Bind-8 start).
+            ``random`` (N(0, I) in z-scored features: the paper code's TF-Bind-8 start).
         every_n_epochs: also search after every k-th epoch (0: only at the end of training).
         seed: seed of random starts; default: the data module's seed.
-        trace_every: in the final search, also score the designs every k ascent steps (0: off),
-            for the score-against-step curve (``search_path/*``, ``trace`` in ``results.json``).
-            Each traced step costs one more oracle call per design.
-        drop_duplicates: keep only the first of identical candidates (token designs: the argmax
-            often maps several searched logit vectors to one sequence) in the written files and
-            the scores; ``n_unique`` and ``n_novel`` in ``results.json`` count them either way.
-        oracle_timeout: seconds one oracle call may take before it is stopped, for oracles that
-            run in other processes (``hopper``'s workers; a ``files`` oracle, then run in a
-            subprocess); None: no limit.
-        objective: what the search climbs on an ensemble (``model.surrogate.ensemble_size > 1``):
-            ``mean`` of the members, ``lcb``, the mean minus ``beta`` times their std, or ``min``
-            (Grad. Min). A single surrogate is climbed as it is.
+        trace_every: final search: also score the designs every k steps (``search_path/*``,
+            ``trace`` in ``results.json``; one more oracle call per design each); 0: off.
+        oracle_timeout: seconds an oracle in another process (Hopper's workers, a ``files``
+            oracle) may take before it is stopped; None: no limit.
+        objective: what is climbed on an ensemble: ``mean`` of the members, ``lcb`` (mean minus
+            ``beta`` times their std) or ``min`` (Grad. Min); a single surrogate as it is.
         beta: weight of the members' std in ``lcb``.
-        optimizer: ``adam`` (MATCH-OPT's and RaM's search) or ``gradient``, plain steps
+        drop_duplicates: keep only the first of identical candidates in the files and scores
+            (token designs often decode to one sequence); ``n_unique`` and ``n_novel`` count both.
+        optimizer: ``adam`` (MATCH-OPT's and RaM's) or ``gradient``, plain steps
             ``x <- x + step * grad`` (design-baselines' Grad.).
-        step_rule: ``constant`` (the step is ``lr``) or ``sqrt_dim`` (``lr * sqrt(d)``, d the
-            surrogate's input width: design-baselines').
-        standardize: climb ``(f(x) - mean) / std`` with the mean and std of the climbed objective
-            on the offline designs (RaM's output adaptation).
-        max_edits: token designs: after every ascent step, at most this many positions decode to
-            another token than the start design's (LaMBO-2's edit budget); None: no bound.
-        max_distance: vector designs: after every ascent step, each design lies within this L2
-            distance of its start, in z-scored units (standard deviations of the data); None: no bound.
+        step_rule: ``constant`` (the step is ``lr``) or ``sqrt_dim`` (``lr * sqrt(d)``, d the input width).
+        standardize: climb ``(f(x) - mean) / std`` over the offline designs (RaM's output adaptation).
+        max_edits: token designs: after every step at most this many positions decode to another
+            token than the start's (LaMBO-2's edit budget); None: no bound.
+        max_distance: vector designs: after every step each design lies within this L2 distance
+            of its start, in z-scored units; None: no bound.
     """
 
     def __init__(
@@ -90,10 +79,8 @@ class DesignSearch(Callback):
         max_edits: int | None = None,
         max_distance: float | None = None,
     ) -> None:
-        check_settings(
-            n_designs, steps, lr, start, every_n_epochs, trace_every, oracle_timeout, objective, beta, optimizer, step_rule,
-            max_edits, max_distance,
-        )
+        check_settings(n_designs, steps, lr, start, every_n_epochs, trace_every, oracle_timeout, objective, beta,
+                       optimizer, step_rule, max_edits, max_distance)
         self.n_designs, self.steps, self.lr, self.start = n_designs, steps, lr, start
         self.every_n_epochs, self.seed, self.trace_every = every_n_epochs, seed, trace_every
         self.oracle_timeout, self.objective, self.beta = oracle_timeout, objective, beta
