@@ -98,6 +98,14 @@ def test_no_module_is_over_400_lines():
     assert {path: n for path, n in lengths.items() if n > 400} == {}
 
 
+def test_the_readme_stays_a_front_page_and_the_search_callback_a_thin_room():
+    """README: at most 150 lines (the rest is in docs/); the callback: hooks, ranks and failure policy only."""
+    readme = (PACKAGE.parent / "README.md").read_text().splitlines()
+    callback = (PACKAGE / "search" / "callback.py").read_text().splitlines()
+    assert len(readme) <= 150, f"README.md has {len(readme)} lines: move detail into a docs/ page"
+    assert len(callback) <= 180, f"search/callback.py has {len(callback)} lines: move a step into its own module"
+
+
 def test_every_private_attribute_in_compat_exists_in_the_installed_releases(tmp_path):
     """compat.PRIVATE_ATTRIBUTES on the installed Lightning / jsonargparse / torch (a new release: check here)."""
     import argparse
