@@ -158,7 +158,7 @@ def test_offsets_and_values_of_all_small_sequences_match_the_definition():
     assert (np.array(expected) == 1.0).any() and np.isneginf(expected).any()
 
 
-def test_a_fit_scores_its_designs_and_stands_them_beside_the_generators_samples(tmp_path):
+def test_a_fit_scores_its_designs_and_stands_them_beside_the_generators_samples(tmp_path, capsys):
     import json
 
     from lightning_matchopt.cli import main
@@ -178,3 +178,6 @@ def test_a_fit_scores_its_designs_and_stands_them_beside_the_generators_samples(
     draws = random_draws(task, 16)  # 200 draws of 16 fresh DMP samples
     assert results["random_designs"]["draws"] == 200
     assert results["random_designs"]["score_100th"] == float(draws["score_100th"].mean())
+    assert results["random_designs"]["law"] == task.random_designs_law  # recorded: what the tables and the line name
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("search (ehrlich"))
+    assert "16 random designs (from the function's own generator): score_100th=" in line, line

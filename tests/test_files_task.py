@@ -158,6 +158,7 @@ def test_the_scores_stand_beside_their_references(tmp_path, monkeypatch, capsys)
     assert "search/reference_random_50th" in charts["score_50th"]
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("search (files, epoch 2)"))
-    assert f"6 random designs: score_100th={random['score_100th']:.4f}" in line, line
+    assert f"6 random designs: score_100th={random['score_100th']:.4f}" in line, line  # uniform: no law named
+    assert random["law"] == "uniform over the design space"
     assert f"this run beats {random['beats_100th']:.0%} / {random['beats_50th']:.0%} of 50 such draws" in line, line
     print(line)

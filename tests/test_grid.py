@@ -64,10 +64,11 @@ def test_table_shows_every_reference_beside_the_methods():
     assert "0.939 ± 0.037 / 0.439 (2,000 draws of 1,000 designs)" in markdown_table(wide, ["matchopt"], ["tfbind8"])
     assert superconductor.endswith("| nan | - | - | - |")  # no runs, no reference, no anchor: said, not invented
     assert "MNR" not in table and "anchor: others' runs." in table
-    assert "On ehrlich" not in table
-    ehrlich = [{**r, "task": "ehrlich"} for r in rows]  # its reference is its generator's samples: the note says so
-    assert "On ehrlich: 128 samples of the function's own generator" in markdown_table(rows + ehrlich, ["matchopt"],
-                                                                                         ["tfbind8", "ehrlich"])
+    assert "uniform over the design space for Design-Bench's sequence tasks" in table  # no law recorded: the old runs'
+    recorded = [{**r, "random_designs": {**reference, "law": "uniform over the design space"}} for r in rows]
+    own = [{**r, "task": "my-ehrlich", "random_designs": {**reference, "law": "its generator"}} for r in rows]
+    notes = markdown_table(recorded + own, ["matchopt"], ["tfbind8", "my-ehrlich"])
+    assert "(uniform over the design space for tfbind8; its generator for my-ehrlich)" in notes  # each run's own law
 
 
 def test_cells_say_how_often_runs_beat_random_designs_and_how_many_designs_were_infeasible(tmp_path):

@@ -1,7 +1,7 @@
 """The bars a search must clear, and the oracle's scores of the searched designs (pure: a Task and arrays).
 
 D(best), the normalized score of the best offline design, and what as many random designs score
-(drawn by the task's ``random_designs``: uniform tokens, or an Ehrlich function's own generator;
+(drawn by the task's ``random_designs``, whose law results.json records: uniform tokens, or an Ehrlich function's own generator;
 on TF-Bind-8 the best of 128 random sequences already scores about 0.94).
 """
 
@@ -50,6 +50,7 @@ def random_designs_reference(task: Task, n_designs: int, run: dict | None = None
     reference = {
         "draws": len(best),
         "n_designs": n_designs,
+        "law": task.random_designs_law,
         "score_100th": float(best.mean()),
         "score_100th_std": float(best.std()),
         "score_50th": float(median.mean()),

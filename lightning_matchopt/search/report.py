@@ -242,7 +242,7 @@ def console_line(summary: dict, results: Path) -> str:
     random = summary.get("random_designs")
     if random:
         references += (
-            f"; {random['n_designs']} random designs: score_100th={random['score_100th']:.4f} "
+            f"; {random['n_designs']} random designs{_law(random)}: score_100th={random['score_100th']:.4f} "
             f"score_50th={random['score_50th']:.4f}; this run beats {random['beats_100th']:.0%} / "
             f"{random['beats_50th']:.0%} of {random['draws']} such draws"
         )
@@ -251,6 +251,12 @@ def console_line(summary: dict, results: Path) -> str:
         f"score_50th={summary['score_50th']:.4f} score_mean={summary['score_mean']:.4f} [{counts}] "
         f"({references}) -> {results}"
     )
+
+
+def _law(reference: dict) -> str:
+    """The reference's law where it is not the uniform one (an Ehrlich function's generator), else nothing."""
+    law = reference.get("law", Task.random_designs_law)
+    return "" if law == Task.random_designs_law else f" (from {law})"
 
 
 def final_search_failed(trainer: L.Trainer, task: Task, epoch: int, error: str, out: Path) -> SearchFailed:

@@ -119,6 +119,9 @@ class Task(abc.ABC):
     # Draws of 128 uniformly random designs scored for the "random designs" reference row; 0 where
     # the oracle is too costly (a simulator) or someone else's (a user's lab pipeline).
     random_reference_draws: int = 0
+    # The law those designs are drawn from (``random_designs``), recorded with the reference in
+    # results.json and named wherever it is shown.
+    random_designs_law: str = "uniform over the design space"
     timed_oracle: bool = False  # the oracle runs in other processes, which a timeout can stop
 
     def __init__(self) -> None:

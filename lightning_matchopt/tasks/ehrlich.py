@@ -221,6 +221,7 @@ class EhrlichTask(Task):
 
     name = "ehrlich"
     random_reference_draws = 200  # 200 x 128 DMP samples scored in about half a second
+    random_designs_law = "the function's own generator"  # uniform sequences are nearly all infeasible
 
     def __init__(
         self,

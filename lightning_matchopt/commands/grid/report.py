@@ -108,11 +108,11 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
         notes += " infeasible: designs the oracle says cannot exist (-inf), mean count a run; each counted as the worst score."
     notes += " D(best): the best offline design's normalized score."
     if any(r.get("random_designs") for r in rows):
-        notes += (" 128 random designs: 128 designs drawn by the task's reference law (uniform over the design space for"
-                  " Design-Bench's sequence tasks), scored by the exact oracle, mean ± std of the 100th percentile / mean"
-                  " of the 50th over the draws.")
-        if any(r["task"].startswith("ehrlich") and r.get("random_designs") for r in rows):
-            notes += " On ehrlich: 128 samples of the function's own generator (uniform sequences are nearly all infeasible)."
+        laws = reference_laws(rows)  # runs written before the law was recorded: Design-Bench's uniform one
+        drawn = "; ".join(f"{law} for {', '.join(tasks)}" for law, tasks in laws.items()) or (
+            "uniform over the design space for Design-Bench's sequence tasks")
+        notes += (f" 128 random designs: 128 designs drawn by the task's reference law ({drawn}), scored by the exact"
+                  " oracle, mean ± std of the 100th percentile / mean of the 50th over the draws.")
     for c in columns:
         if c.get("note"):
             notes += f" {c['label']}: {c['note']}"
@@ -120,6 +120,16 @@ def markdown_table(rows: list[dict], methods: list[str], tasks: list[str], publi
     if sources:
         notes += f" † runs read from an earlier grid's {', '.join(sources)} (their settings and code: that grid's)."
     return "\n".join(lines) + notes + "\n"
+
+
+def reference_laws(rows: list[dict]) -> dict[str, list[str]]:
+    """Each random-designs law the runs recorded (``results.json``), with the tasks drawn from it."""
+    laws: dict[str, list[str]] = {}
+    for r in rows:
+        law = (r.get("random_designs") or {}).get("law")
+        if law and r["task"] not in laws.setdefault(law, []):
+            laws[law].append(r["task"])
+    return laws
 
 
 def write_runs(rows: list[dict], path: Path) -> None:
