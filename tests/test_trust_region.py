@@ -59,6 +59,8 @@ def test_the_edit_projection_equals_its_definition(k):
     denormalize, start, x = token_space()
     projected = within_edits(x, start, k, denormalize, CLASSES)
     assert torch.equal(projected, within_edits_by_loop(x, start, k, denormalize))
+    search_projection = trust_region(start, k, None, CLASSES, denormalize)  # the start's tokens decoded once
+    assert torch.equal(search_projection(x), projected)
     edits = (decoded(projected, denormalize) != decoded(start, denormalize)).sum(1)
     before = (decoded(x, denormalize) != decoded(start, denormalize)).sum(1)
     assert edits.max() <= k and (edits == np.minimum(before, k)).all()  # designs over the budget end at its edge

@@ -40,7 +40,8 @@ def position_logits(x: torch.Tensor, denormalize: Project, num_classes: int) -> 
 
 
 def within_edits(
-    x: torch.Tensor, start: torch.Tensor, max_edits: int, denormalize: Project, num_classes: int
+    x: torch.Tensor, start: torch.Tensor, max_edits: int, denormalize: Project, num_classes: int,
+    start_tokens: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Token designs ``x`` (z-scored logits) with at most ``max_edits`` positions decoding unlike ``start``'s.
 
@@ -49,10 +50,12 @@ def within_edits(
     token). A position's move is the margin by which its new token's logit beats the start
     token's: the edits the ascent is surest of stay, and those it would undo with the least push
     go. Equal margins keep the earlier position. Designs within the budget are returned as they are.
+    ``start_tokens``: the start's tokens, when known (the search decodes them once, not every step).
     """
     start = start.to(x)
     logits = position_logits(x, denormalize, num_classes)
-    start_tokens = position_logits(start, denormalize, num_classes).argmax(-1)
+    if start_tokens is None:
+        start_tokens = position_logits(start, denormalize, num_classes).argmax(-1)
     changed = logits.argmax(-1) != start_tokens
     margin = logits.max(-1).values - logits.gather(-1, start_tokens[..., None]).squeeze(-1)
     margin = torch.where(changed, margin, torch.tensor(float("-inf"), dtype=margin.dtype, device=margin.device))
@@ -80,7 +83,8 @@ def trust_region(
     """
     check_region(max_edits, max_distance, num_classes is not None)
     if max_edits is not None:
-        return lambda x: within_edits(x, start, max_edits, denormalize, num_classes)
+        tokens = position_logits(start, denormalize, num_classes).argmax(-1)
+        return lambda x: within_edits(x, start, max_edits, denormalize, num_classes, tokens.to(x.device))
     if max_distance is not None:
         return lambda x: within_distance(x, start, max_distance)
     return None
