@@ -216,7 +216,7 @@ def main() -> None:
     ]
     if args.cost_log and args.cost_log.exists():
         text += [
-            "## Cost of one run on this 2-core CPU (shared with other jobs: load 3 to 9; so an upper bound)",
+            "## Cost of one run on this 2-core CPU (shared with other jobs, load 2 to 9: an upper bound)",
             "",
             cost_table(args.cost_log),
             "",
