@@ -19,7 +19,7 @@ from lightning_matchopt.commands.grid.devices import DevicePool, GridError, gpus
 
 
 def test_device_pool_gives_each_device_its_share_of_slots():
-    pool = DevicePool(parse_devices("0,1"), per_device=2)
+    pool = DevicePool(parse_devices("0,1", count=2), per_device=2)
     taken = [pool.take(block=False) for _ in range(4)]
     assert taken == ["0", "1", "0", "1"] and pool.take(block=False) is None  # round-robin, then full
     assert pool.peak == {"0": 2, "1": 2}
@@ -41,8 +41,10 @@ def test_device_pool_gives_each_device_its_share_of_slots():
 ])
 def test_bad_devices_say_what_to_give(value, message):
     with pytest.raises(GridError, match=message):
-        parse_devices(value, count=0 if value == "auto" else None)
+        parse_devices(value, count=0 if value == "auto" else 2)
     assert parse_devices("auto", count=3) == ["0", "1", "2"]
+    with pytest.raises(GridError, match="--devices 0,1: torch sees no GPU on this machine; leave --devices out"):
+        parse_devices("0,1", count=0)  # a CPU machine: refused before any cell, not 16 failed cells
     with pytest.raises(GridError, match="at least 1"):
         DevicePool(["0"], per_device=0)
 
@@ -56,8 +58,13 @@ def test_a_cell_asks_for_the_gpus_its_trainer_config_trains_on():
     assert gpus_of(configs, ["--trainer.accelerator=gpu", "--trainer.devices=auto"]) is None  # open: asked of the user
 
 
-def test_bad_grid_arguments_are_one_line_before_any_cell(tmp_path, capsys):
+def test_bad_grid_arguments_are_one_line_before_any_cell(tmp_path, capsys, monkeypatch):
     base = ["--tasks", str(TINY_CONFIG), "--methods", "methods/regression", "--seeds", "0", "--root", str(tmp_path)]
+    gpus = {"count": 0}
+    monkeypatch.setattr("torch.cuda.device_count", lambda: gpus["count"])
+    assert grid.main(base + ["--devices", "0,1"]) == 2  # a machine without GPUs: refused before any cell
+    assert "--devices 0,1: torch sees no GPU on this machine" in capsys.readouterr().err
+    gpus["count"] = 2
     for args, message in [
         (["--devices", "0", "--cells-per-device", "0"], "--cells-per-device 0: it must be at least 1"),
         (["--cells-per-device", "2"], "--cells-per-device needs --devices"),
@@ -88,6 +95,7 @@ json.dump(record, open(os.path.join(run_dir, "env.json"), "w"))
 
 def test_a_devices_grid_gives_each_running_cell_its_own_gpu(tmp_path, monkeypatch, capsys):
     """4 cells, --devices 0,1 --cells-per-device 2: each GPU runs two of them at once, never more."""
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)  # fake cells on fake GPUs
     monkeypatch.setattr(grid_run, "cell_command", lambda run, extra: [sys.executable, "-c", FAKE_CELL, str(run.run_dir), "4"])
     monkeypatch.setattr(grid, "plot", lambda *args: [])  # fake cells: nothing to plot
     code = grid.main(["--tasks", str(TINY_CONFIG), "--methods", "methods/matchopt", "methods/regression",

@@ -18,12 +18,17 @@ class GridError(ValueError):
 
 
 def parse_devices(value: str, count: int | None = None) -> list[str]:
-    """``"0,1"`` -> ``["0", "1"]``; ``"auto"`` -> every GPU torch sees (``count``: how many, for tests)."""
-    if value == "auto":
-        if count is None:
-            import torch
+    """``"0,1"`` -> ``["0", "1"]``; ``"auto"`` -> every GPU torch sees (``count``: how many, for tests).
 
-            count = torch.cuda.device_count()
+    On a machine where torch sees no GPU at all, named GPUs are refused too: every cell would fail.
+    """
+    if count is None:
+        import torch
+
+        count = torch.cuda.device_count()
+    if count == 0 and value != "auto":
+        raise GridError(f"--devices {value}: torch sees no GPU on this machine; leave --devices out to run on CPU")
+    if value == "auto":
         if count == 0:
             raise GridError("--devices auto: torch sees no GPU; name them (--devices 0,1) or leave --devices out to run on CPU")
         return [str(i) for i in range(count)]
