@@ -85,15 +85,14 @@ def main() -> None:
     offline = tasks[0].data
     designs = {m: [np.load(p)["designs"] for p in paths] for m, paths in cells.items()}
     top = offline.x[np.argsort(offline.y)[-128:]]
-    rows = []
-    for method, paths in cells.items():  # forest 0 must give back each run's own recorded scores
-        for path, d in zip(paths, designs[method], strict=True):
-            recorded = json.loads((path.parent / "results.json").read_text())
-            if not np.allclose(percentiles(tasks[0], d), (recorded["score_100th"], recorded["score_50th"]), atol=1e-9):
-                parser.error(f"{path}: forest 0 does not reproduce this run's scores: another oracle or data root?")
     published = json.loads(args.published.read_text())["methods"]
+    rows = []
     for method, runs in designs.items():
         per_forest = [[percentiles(t, d) for d in runs] for t in tasks]
+        for path, scores in zip(cells[method], per_forest[0], strict=True):  # forest 0: each run's own scores
+            recorded = json.loads((path.parent / "results.json").read_text())
+            if not np.allclose(scores, (recorded["score_100th"], recorded["score_50th"]), atol=1e-9):
+                parser.error(f"{path}: forest 0 does not reproduce this run's scores: another oracle or data root?")
         distance = statistics.fmean(nearest_offline_distance(d, offline.x) for d in runs)
         rows.append(spread_row(method, per_forest, distance, published.get(method, {}).get("superconductor")))
     rows.append(spread_row("128 best offline designs, unsearched", [[percentiles(t, top)] for t in tasks],
