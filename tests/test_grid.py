@@ -36,9 +36,22 @@ def test_grid_runs_in_parallel_resumes_and_writes_the_table(tmp_path, capsys):
     assert "| tiny |" in table and "MNR (score_100th)" in table and "D(best)" in table
     assert (tmp_path / "scores.png").stat().st_size > 0 and (tmp_path / "scores_by_epoch.png").is_file()
     assert (tmp_path / "scores_by_step.png").stat().st_size > 0  # traced final searches
+    fit_log = (tmp_path / "tiny" / "matchopt" / "seed_0" / "fit.log").read_text()
+    assert "no last checkpoint available" not in fit_log  # a fresh cell is not told to resume
     with pytest.raises(SystemExit):
         main(args)
     assert "4 runs, 4 already done, 0 to run" in capsys.readouterr().out
+
+
+def test_a_cell_resumes_only_when_it_has_a_checkpoint(tmp_path):
+    from lightning_matchopt.commands.grid.run import Run, cell_command
+
+    run = Run(Path("tfbind8.yaml"), Path("methods/matchopt.yaml"), 0, tmp_path)
+    assert not any(arg.startswith("--ckpt_path") for arg in cell_command(run, []))
+    checkpoints = run.run_dir / "lightning_logs" / "version_0" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    assert "--ckpt_path=last" in cell_command(run, ["--trainer.max_epochs=1"])
 
 
 def test_table_shows_every_reference_beside_the_methods():

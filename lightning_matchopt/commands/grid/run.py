@@ -79,12 +79,14 @@ def search_only_bases(methods: list[Path]) -> dict[Path, Path]:
 def cell_command(run: Run, extra: list[str]) -> list[str] | str:
     """The command of one cell: a ``fit`` (resuming from ``last.ckpt``) or a search-only run; or why it cannot run."""
     if run.base is None:
+        # A killed or preempted cell continues from its last epoch; a fresh one is not told to, or
+        # Lightning warns in its log that there is no last checkpoint (with a hint that does not apply).
+        resume = ["--ckpt_path=last"] if any(run.run_dir.rglob("*.ckpt")) else []
         return [
             sys.executable, "-m", "lightning_matchopt", "fit", "--config", str(run.task_config),
             "--config", str(run.method_config), f"--seed_everything={run.seed}",
             f"--trainer.default_root_dir={run.run_dir}", "--trainer.enable_progress_bar=false",
-            "--ckpt_path=last",  # a killed or preempted cell continues from its last epoch
-            *extra,
+            *resume, *extra,
         ]
     trained = run.base.finished_version()
     if trained is None:
