@@ -77,7 +77,7 @@ def search_only_bases(methods: list[Path]) -> dict[Path, Path]:
 
 
 def cell_command(run: Run, extra: list[str]) -> list[str] | str:
-    """The command of one cell: a ``fit`` (resuming from ``last.ckpt``) or a search-only run; or why it cannot run."""
+    """The command of one cell: a ``fit`` (resuming once the cell has a checkpoint) or a search-only run, or why it cannot run."""
     if run.base is None:
         # A killed or preempted cell continues from its last epoch; a fresh one is not told to, or
         # Lightning warns in its log that there is no last checkpoint (with a hint that does not apply).
